@@ -1,0 +1,1 @@
+"""Serving half of the project: FastAPI + onnxruntime, never torch."""

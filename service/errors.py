@@ -1,0 +1,41 @@
+"""Domain errors with a message a client can act on; one handler maps them to HTTP (see main.py)."""
+
+
+class ServiceError(Exception):
+    """Base class: status_code is the HTTP status the error maps to; str(error) is the message."""
+
+    status_code = 400
+
+
+class BadRequest(ServiceError):
+    """Malformed request: missing field, bad query, unparsable body."""
+
+    status_code = 400
+
+
+class NotFound(ServiceError):
+    """Unknown layer, model or version."""
+
+    status_code = 404
+
+
+class PayloadTooLarge(ServiceError):
+    """Body or file over the configured limit."""
+
+    status_code = 413
+
+
+class UnsupportedImage(ServiceError):
+    """Bytes that are not an image format we decode."""
+
+    status_code = 415
+
+
+class UnusableImage(ServiceError):
+    """A valid image that cannot be used: blank, too many pixels, too many frames."""
+
+    status_code = 422
+
+
+class ModelLoadError(Exception):
+    """The model file is missing, corrupt, does not match its card or breaks the contract."""

@@ -1,0 +1,28 @@
+"""Shared fixtures: a randomly initialised convnet exported to a temporary ONNX file plays the model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def mnist_data_dir() -> Path:
+    """Where the MNIST IDX files are: MNIST_DATA_DIR, else the shared copy beside the checkout."""
+    return Path(os.environ.get("MNIST_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets" / "mnist"))
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(onnx_path, card_path) of a seeded, randomly initialised MnistCNN with a valid card."""
+    import torch
+
+    from training.export import export_model
+    from training.model import MnistCNN
+
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("model")
+    return export_model(MnistCNN(), directory / "mnist_cnn.onnx", version="0.0.0-test")
