@@ -1,0 +1,62 @@
+"""One typed settings object for the service; every field also reads from an MNIST_* environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Service settings; `MNIST_<FIELD>` in the environment overrides each default."""
+
+    model_config = SettingsConfigDict(env_prefix="MNIST_", extra="ignore")
+
+    # Model
+    model_path: Path = Field(Path("models/mnist_cnn.onnx"), description="ONNX file to serve.")
+    card_path: Path | None = Field(None, description="Model card JSON; default: model_path with .json.")
+    intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads inside one run.")
+
+    # Uploads
+    max_upload_bytes: int = Field(5 * MiB, ge=1, description="Largest body for one image (and per file).")
+    max_batch_upload_bytes: int = Field(20 * MiB, ge=1, description="Largest body for /predict/batch.")
+    max_batch_files: int = Field(64, ge=1, description="Most files in one /predict/batch request.")
+    max_image_pixels: int = Field(
+        4096 * 4096, ge=1, description="Most pixels an image may declare; larger is refused before decoding."
+    )
+
+    # HTTP
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed by CORS, comma-separated; empty turns CORS off."
+    )
+
+    # Server (used by `python -m service`; the flags override them)
+    host: str = Field("0.0.0.0", description="Interface to bind.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to bind.")
+    workers: int = Field(1, ge=1, description="Worker processes.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Log level of the server and the service."
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def resolved_card_path(self) -> Path:
+        """The card file: card_path if set, else the model file with a .json suffix."""
+        return self.card_path if self.card_path is not None else self.model_path.with_suffix(".json")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
