@@ -1,0 +1,153 @@
+"""Read image uploads from a request: the body streamed under a byte limit, then multipart or raw image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from starlette.requests import Request
+
+from service.errors import BadRequest, PayloadTooLarge, UnsupportedImage
+
+HOW_TO_SEND = (
+    "send multipart/form-data with the image in field '{field}', "
+    "or the raw image as the body with Content-Type image/png (or another image/* type)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """One uploaded image: its bytes and, from multipart, the file name it came with."""
+
+    data: bytes
+    filename: str | None = None
+
+    def label(self, index: int) -> str:
+        """How error messages name this file: its position and, if known, its name."""
+        return f"file {index}" + (f" ({self.filename!r})" if self.filename else "")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body; 413 as soon as it is known to exceed limit bytes (never buffered past that)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest(f"Content-Length {declared!r} is not a number")
+        if int(declared) > limit:
+            raise PayloadTooLarge(_too_large(int(declared), limit))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:  # chunked bodies (or a lying Content-Length) stop here
+            raise PayloadTooLarge(_too_large(None, limit))
+    return bytes(body)
+
+
+def _too_large(size: int | None, limit: int) -> str:
+    said = f"{size:,} bytes" if size is not None else "more"
+    return f"request body is {said}, over the limit of {limit:,} bytes: send a smaller image"
+
+
+class _FormCollector:
+    """Callbacks for python-multipart: keeps the parts named `field` (with their file names)."""
+
+    def __init__(self, field: str, max_files: int, max_file_bytes: int) -> None:
+        self.field, self.max_files, self.max_file_bytes = field, max_files, max_file_bytes
+        self.uploads: list[Upload] = []
+        self._filename: str | None = None
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[bytes, bytes] = {}
+        self._data: bytearray | None = None
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda data, start, end: self._header_name.extend(data[start:end]),
+            "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._data = None
+
+    def _header_end(self) -> None:
+        self._headers[bytes(self._header_name).strip().lower()] = bytes(self._header_value).strip()
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def _headers_finished(self) -> None:
+        kind, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if kind != b"form-data" or options.get(b"name", b"").decode("latin-1") != self.field:
+            return  # another field: skipped, its bytes are never kept
+        if len(self.uploads) >= self.max_files:
+            raise PayloadTooLarge(
+                f"too many files: more than {self.max_files} in field '{self.field}'; split them into batches"
+            )
+        self._filename = options[b"filename"].decode("utf-8", "replace") if b"filename" in options else None
+        self._data = bytearray()
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._data is not None:
+            self._data.extend(data[start:end])
+            if len(self._data) > self.max_file_bytes:
+                label = Upload(b"", self._filename).label(len(self.uploads))
+                raise PayloadTooLarge(f"{label} is over the limit of {self.max_file_bytes:,} bytes per image")
+
+    def _part_end(self) -> None:
+        if self._data is not None:
+            self.uploads.append(Upload(bytes(self._data), self._filename))
+            self._data = None
+
+
+def parse_multipart(
+    body: bytes, content_type: str, *, field: str, max_files: int, max_file_bytes: int
+) -> list[Upload]:
+    """The files in form field `field`, in upload order; BadRequest for a malformed body."""
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise BadRequest("multipart Content-Type has no boundary: let your HTTP client build the form")
+    collector = _FormCollector(field, max_files, max_file_bytes)
+    try:
+        parser = MultipartParser(boundary, collector.callbacks())
+        parser.write(body)
+    except (MultipartParseError, ValueError) as err:
+        raise BadRequest(f"malformed multipart body: {err}; {HOW_TO_SEND.format(field=field)}") from None
+    if parser.state != MultipartState.END:
+        raise BadRequest("malformed multipart body: it ends before the closing boundary")
+    return collector.uploads
+
+
+async def read_uploads(
+    request: Request, *, field: str, max_files: int, max_bytes: int, max_file_bytes: int
+) -> list[Upload]:
+    """The images of a request: the parts in form field `field`, or the raw body sent as image/*.
+
+    max_bytes bounds the whole body, max_file_bytes each image in it.
+    """
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "multipart/form-data":
+        body = await read_body(request, max_bytes)
+        uploads = parse_multipart(
+            body, content_type, field=field, max_files=max_files, max_file_bytes=max_file_bytes
+        )
+        if not uploads:
+            raise BadRequest(f"no file in form field '{field}': {HOW_TO_SEND.format(field=field)}")
+    elif media_type.startswith("image/"):
+        uploads = [Upload(await read_body(request, min(max_bytes, max_file_bytes)))]
+        if not uploads[0].data:
+            raise BadRequest(f"the request body is empty: {HOW_TO_SEND.format(field=field)}")
+    else:
+        said = f"Content-Type {media_type!r}" if media_type else "no Content-Type"
+        raise UnsupportedImage(f"the request has {said}: {HOW_TO_SEND.format(field=field)}")
+    for index, upload in enumerate(uploads):
+        if not upload.data:
+            raise BadRequest(f"{upload.label(index)} in field '{field}' is empty: attach the image's bytes")
+    return uploads
