@@ -1,0 +1,73 @@
+"""`python -m service`: verify the model, then serve it with uvicorn (`--help` lists the flags)."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+from uvicorn.config import LOGGING_CONFIG
+
+from service.config import Settings, get_settings
+from service.errors import ModelLoadError
+from service.runtime import ModelRuntime
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="Serve the MNIST convnet. Other settings come from MNIST_* environment variables "
+        "(MNIST_MODEL_PATH, MNIST_CARD_PATH, MNIST_MAX_UPLOAD_BYTES, MNIST_MAX_BATCH_FILES, "
+        "MNIST_CORS_ORIGINS ...).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default=settings.host, help="interface to bind (MNIST_HOST)")
+    parser.add_argument("--port", type=int, default=settings.port, help="TCP port (MNIST_PORT)")
+    parser.add_argument(
+        "--workers", type=int, default=settings.workers, help="worker processes (MNIST_WORKERS)"
+    )
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default=settings.log_level, help="log level (MNIST_LOG_LEVEL)"
+    )
+    return parser.parse_args(argv)
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging setup, plus our `service` loggers on its default handler."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["service"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Check the settings and the model first, so a bad one costs one line on stderr, not a traceback."""
+    try:
+        settings = get_settings()
+    except ValidationError as err:
+        sys.exit(
+            f"mnist-service: refusing to start: bad MNIST_* setting: {err.errors()[0]['loc']}: "
+            f"{err.errors()[0]['msg']}"
+        )
+    args = parse_args(argv, settings)
+    try:
+        ModelRuntime.load(settings.model_path, settings.resolved_card_path)
+    except ModelLoadError as err:
+        sys.exit(f"mnist-service: refusing to start: {err}")
+    uvicorn.run(
+        "service.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        log_config=log_config(args.log_level),
+    )
+
+
+if __name__ == "__main__":
+    main()

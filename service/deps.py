@@ -1,0 +1,68 @@
+"""Dependencies as Annotated aliases, so a handler's signature reads like a sentence."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.config import Settings
+from service.errors import BadRequest, ServiceError
+from service.inference import Predictor, check_png_layer
+from service.metrics import Metrics
+from service.uploads import Upload, read_uploads
+
+
+class ModelNotReady(ServiceError):
+    """The model is not loaded (yet): the app is starting, or was built without its lifespan."""
+
+    # NOTE: belongs in service/errors.py beside its siblings; kept here until that file gains it.
+    status_code = 503
+
+
+def get_settings_of_app(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_predictor(request: Request) -> Predictor:
+    predictor = request.app.state.predictor
+    if predictor is None:
+        raise ModelNotReady("the model is not loaded yet: retry in a moment (watch /health/ready)")
+    return predictor
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+
+
+async def read_image(request: Request, settings: SettingsDep) -> Upload:
+    """The one image of a request: form field `file`, or the raw image/* body."""
+    limit = settings.max_upload_bytes
+    uploads = await read_uploads(request, field="file", max_files=2, max_bytes=limit, max_file_bytes=limit)
+    if len(uploads) > 1:
+        raise BadRequest(
+            "more than one file in field 'file': send one image here, or several to /predict/batch"
+        )
+    return uploads[0]
+
+
+async def read_images(request: Request, settings: SettingsDep) -> list[Upload]:
+    """The images of a batch: repeated form field `files` (or one raw image/* body), in upload order."""
+    return await read_uploads(
+        request,
+        field="files",
+        max_files=settings.max_batch_files,
+        max_bytes=settings.max_batch_upload_bytes,
+        max_file_bytes=settings.max_upload_bytes,
+    )
+
+
+ImageUpload = Annotated[Upload, Depends(read_image)]
+ImageUploads = Annotated[list[Upload], Depends(read_images)]
+# Path parameter `layer` of a picture request, checked before the body is read: unknown -> 404.
+PngLayer = Annotated[str, Depends(check_png_layer)]

@@ -1,0 +1,64 @@
+"""The app factory: `create_app(settings)`; `uvicorn service.main:create_app --factory` serves it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from service.config import Settings, get_settings
+from service.handlers import install_error_handlers
+from service.inference import InferenceEngine, Predictor
+from service.metrics import Metrics, MetricsMiddleware
+from service.routes import feature_maps, health, metrics, model, predict
+from service.runtime import ModelRuntime
+
+DESCRIPTION = """\
+Reads handwritten digits with the classic MNIST convnet (ONNX, onnxruntime) and shows what each
+layer sees. Send an image as multipart field `file` (`files` for a batch) or as the raw body with
+its image/* Content-Type. Every error is JSON `{"error": "..."}`.
+"""
+
+
+def _load_predictor(settings: Settings, metrics: Metrics) -> Predictor:
+    runtime = ModelRuntime.load(
+        settings.model_path, settings.resolved_card_path, intra_op_threads=settings.intra_op_threads
+    )
+    metrics.set_model(runtime.name, runtime.version, runtime.sha256)
+    engine = InferenceEngine(runtime, on_batch=metrics.observe_batch)
+    return Predictor(engine, max_pixels=settings.max_image_pixels)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load and verify the model before serving; ModelLoadError stops the start-up."""
+    state = app.state
+    state.predictor = await anyio.to_thread.run_sync(_load_predictor, state.settings, state.metrics)
+    try:
+        yield
+    finally:
+        state.predictor = None
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app from settings (default: the environment's); the model loads in the lifespan."""
+    settings = settings or get_settings()
+    app = FastAPI(title="MNIST convnet", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.predictor = None  # until the lifespan has loaded the model: /health/ready says 503
+    for feature in (predict, feature_maps, model, health, metrics):
+        app.include_router(feature.router)
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: times CORS too
+    return app
