@@ -1,0 +1,82 @@
+# The MNIST service image: onnxruntime, the service and the committed model; no torch, no compilers,
+# no pip, no build caches.
+#
+#   docker build -t mnist-service .                    # the service (the last stage, `service`)
+#   docker build --target train -t mnist-train .       # torch, to train and export into /app/models
+#
+# PYTHON_IMAGE swaps the base; it must put `python` (with venv) on the PATH. Both stages that run
+# must use the same base, because the venv is copied from one into the other.
+ARG PYTHON_IMAGE=python:3.12-slim
+
+# ---- builder: a venv with the project and its `serve` extra, then trimmed -----------------------
+FROM ${PYTHON_IMAGE} AS builder
+# Plain PyPI, whatever pip config the base or the build host might carry; override for a mirror.
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY service/ service/
+COPY training/ training/
+# Non-editable install, so the venv stands alone. Then drop what the service never runs: pip and
+# setuptools (nothing installs at run time) and the packages' own test suites.
+# NOTE: bytecode is compiled once more with unchecked hashes: COPY --from does not keep the sources'
+# mtimes exactly, so mtime-stamped .pyc files read as stale, and a read-only root cannot rewrite them.
+RUN /opt/venv/bin/pip install --no-cache-dir --no-compile '.[serve]' \
+ && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
+ && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
+ && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
+
+# ---- train: torch (CPU), to train and export a model into a mounted /app/models ----------------
+# Not built by scripts/container-smoke: it needs the network for about 1 GB of wheels.
+FROM ${PYTHON_IMAGE} AS train
+ARG PIP_INDEX_URL=https://pypi.org/simple
+# NOTE: PyPI's own torch wheel for Linux is the CUDA build (several GB of nvidia-* wheels);
+# PyTorch's CPU index has the same release as 2.13.0+cpu, which satisfies the pin torch==2.13.0.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH \
+    HOME=/tmp \
+    ORT_DISABLE_TELEMETRY=1 \
+    MNIST_DATA_DIR=/data
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" torch==2.13.0
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY service/ service/
+COPY training/ training/
+RUN pip install --no-cache-dir '.[train]' \
+ && useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app \
+ && mkdir -p /app/models /app/artifacts /data \
+ && chown app:app /app/models /app/artifacts /data
+USER app
+VOLUME ["/data"]
+# Writes artifacts/mnist_cnn.pt, then models/mnist_cnn.onnx + models/mnist_cnn.json (relative to /app).
+CMD ["sh", "-c", "python -m training train && python -m training export"]
+
+# ---- service: the default target ---------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS service
+# NOTE: onnxruntime >= 1.29 on Linux sends usage telemetry and keeps a device id under ~/.cache;
+# ORT_DISABLE_TELEMETRY=1 turns both off.
+ENV PATH=/opt/venv/bin:$PATH \
+    ORT_DISABLE_TELEMETRY=1 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MNIST_MODEL_PATH=/app/models/mnist_cnn.onnx \
+    MNIST_HOST=0.0.0.0 \
+    MNIST_PORT=8000
+RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
+COPY --from=builder /opt/venv /opt/venv
+WORKDIR /app
+COPY models/ models/
+USER app
+EXPOSE 8000
+# slim images have no curl; urlopen raises on anything but 2xx, so 503 (no model yet) is unhealthy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('MNIST_PORT', '8000')}/health/ready\", timeout=4)"]
+# The README's command (scripts/serve runs the same); flags such as --workers 2 may follow.
+CMD ["python", "-m", "service"]
