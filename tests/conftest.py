@@ -11,8 +11,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def mnist_data_dir() -> Path:
-    """Where the MNIST IDX files are: MNIST_DATA_DIR, else the shared copy beside the checkout."""
-    return Path(os.environ.get("MNIST_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets" / "mnist"))
+    """Where the MNIST IDX files are: MNIST_DATA_DIR, else the shared copy beside the checkout, else the
+    per-user cache (training.data downloads into it when the files are missing)."""
+    if env := os.environ.get("MNIST_DATA_DIR"):
+        return Path(env)
+    shared = REPO_ROOT.parent / "shared" / "datasets" / "mnist"
+    if shared.is_dir():
+        return shared
+    from training.data import default_data_dir
+
+    return default_data_dir()
 
 
 @pytest.fixture(scope="session")

@@ -74,8 +74,10 @@ def check_parity(model: MnistCNN, path: Path, images: np.ndarray) -> dict:
     model = model.cpu().eval()
     with torch.no_grad():
         torch_probs = torch.cat(
-            [model.features(torch.from_numpy(images[i : i + 1000]))["probabilities"] for i in
-             range(0, len(images), 1000)]
+            [
+                model.features(torch.from_numpy(images[i : i + 1000]))["probabilities"]
+                for i in range(0, len(images), 1000)
+            ]
         ).numpy()
     onnx_probs = onnx_outputs(path, images)["probabilities"]
     max_diff = float(np.abs(torch_probs - onnx_probs).max())
