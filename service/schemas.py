@@ -161,7 +161,7 @@ ERROR_EXAMPLES = {
     404: ("Unknown layer", "unknown layer 'conv9': choose one of input, conv1, pool1, conv2, pool2, ..."),
     413: (
         "Too large",
-        "request body is 6,291,456 bytes, over the limit of 5,242,880 bytes: send a smaller image",
+        "request body (6,291,456 bytes) is over the limit of 5,242,880 bytes: send a smaller image",
     ),
     415: (
         "Not a supported image",

@@ -45,8 +45,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def _too_large(size: int | None, limit: int) -> str:
-    said = f"{size:,} bytes" if size is not None else "more"
-    return f"request body is {said}, over the limit of {limit:,} bytes: send a smaller image"
+    said = f" ({size:,} bytes)" if size is not None else ""
+    return f"request body{said} is over the limit of {limit:,} bytes: send a smaller image"
 
 
 class _FormCollector:
