@@ -28,9 +28,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     )
     parser.add_argument("--host", default=settings.host, help="interface to bind (MNIST_HOST)")
     parser.add_argument("--port", type=int, default=settings.port, help="TCP port (MNIST_PORT)")
-    parser.add_argument(
-        "--workers", type=int, default=settings.workers, help="worker processes (MNIST_WORKERS)"
-    )
+    parser.add_argument("--workers", type=int, default=settings.workers, help="worker processes (MNIST_WORKERS)")
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default=settings.log_level, help="log level (MNIST_LOG_LEVEL)"
     )
@@ -50,8 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = get_settings()
     except ValidationError as err:
         sys.exit(
-            f"mnist-service: refusing to start: bad MNIST_* setting: {err.errors()[0]['loc']}: "
-            f"{err.errors()[0]['msg']}"
+            f"mnist-service: refusing to start: bad MNIST_* setting: {err.errors()[0]['loc']}: {err.errors()[0]['msg']}"
         )
     args = parse_args(argv, settings)
     try:

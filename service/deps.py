@@ -45,9 +45,7 @@ async def read_image(request: Request, settings: SettingsDep) -> Upload:
     limit = settings.max_upload_bytes
     uploads = await read_uploads(request, field="file", max_files=2, max_bytes=limit, max_file_bytes=limit)
     if len(uploads) > 1:
-        raise BadRequest(
-            "more than one file in field 'file': send one image here, or several to /predict/batch"
-        )
+        raise BadRequest("more than one file in field 'file': send one image here, or several to /predict/batch")
     return uploads[0]
 
 

@@ -99,9 +99,7 @@ def _grid(maps: np.ndarray, factor: int | None = None) -> np.ndarray:
     cols = math.ceil(math.sqrt(channels))
     rows = math.ceil(channels / cols)
     tile_h, tile_w = height * factor, width * factor
-    canvas = np.full(
-        (rows * (tile_h + GAP) + GAP, cols * (tile_w + GAP) + GAP, 3), BACKGROUND, dtype=np.uint8
-    )
+    canvas = np.full((rows * (tile_h + GAP) + GAP, cols * (tile_w + GAP) + GAP, 3), BACKGROUND, dtype=np.uint8)
     for index in range(channels):
         top = GAP + (index // cols) * (tile_h + GAP)
         left = GAP + (index % cols) * (tile_w + GAP)

@@ -46,9 +46,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"not found: no endpoint at {request.url.path}; see /docs for the API"
     elif exc.status_code == 405:
         allowed = exc.headers.get("Allow", "") if exc.headers else ""
-        message = (
-            f"method {request.method} not allowed on {request.url.path}; use {allowed or 'another method'}"
-        )
+        message = f"method {request.method} not allowed on {request.url.path}; use {allowed or 'another method'}"
     else:
         message = str(exc.detail)
     return error_response(exc.status_code, message, headers=exc.headers)

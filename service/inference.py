@@ -46,9 +46,7 @@ def parse_layers(text: str | None) -> tuple[str, ...]:
     asked = {name.strip() for name in text.split(",") if name.strip()}
     unknown = sorted(asked - set(LAYER_NAMES))
     if unknown:
-        raise BadRequest(
-            f"unknown layer {_quoted(unknown[0])} in query 'layers': choose from {', '.join(LAYER_NAMES)}"
-        )
+        raise BadRequest(f"unknown layer {_quoted(unknown[0])} in query 'layers': choose from {', '.join(LAYER_NAMES)}")
     return tuple(name for name in LAYER_NAMES if name in asked)
 
 
@@ -90,18 +88,14 @@ class Predictor:
             seconds.append(time.perf_counter() - start)
         return images, seconds
 
-    async def prepare(
-        self, uploads: Sequence[Upload], *, name_files: bool = False
-    ) -> tuple[np.ndarray, list[float]]:
+    async def prepare(self, uploads: Sequence[Upload], *, name_files: bool = False) -> tuple[np.ndarray, list[float]]:
         """Decode and preprocess off the event loop -> (images (N, 1, 28, 28), seconds per image).
 
         With name_files, an error names the file (index and file name) that caused it.
         """
         return await anyio.to_thread.run_sync(self._prepare_all, uploads, name_files)
 
-    def _predictions(
-        self, probabilities: np.ndarray, timings: list[dict[str, float]]
-    ) -> list[dict[str, Any]]:
+    def _predictions(self, probabilities: np.ndarray, timings: list[dict[str, float]]) -> list[dict[str, Any]]:
         digits = probabilities.argmax(axis=1)
         return [
             {

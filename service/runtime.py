@@ -124,17 +124,13 @@ class ModelRuntime:
                 "re-export it with its card"
             )
         try:
-            session = ort.InferenceSession(
-                data, _session_options(intra_op_threads), providers=["CPUExecutionProvider"]
-            )
+            session = ort.InferenceSession(data, _session_options(intra_op_threads), providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises several unrelated types for a bad graph
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelLoadError(f"onnxruntime cannot load {model_path}: {first_line}") from None
         problems = _contract_problems(session)
         if problems:
-            raise ModelLoadError(
-                f"model file {model_path} breaks the service contract: {'; '.join(problems)}"
-            )
+            raise ModelLoadError(f"model file {model_path} breaks the service contract: {'; '.join(problems)}")
         runtime = cls(session, card)
         runtime._smoke_test(model_path)
         log.info("loaded model %s %s (sha256 %s)", runtime.name, runtime.version, runtime.sha256)

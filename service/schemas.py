@@ -143,9 +143,7 @@ class ModelCardResponse(BaseModel):
     name: str
     version: str
     sha256: str
-    layers: list[dict[str, Any]] = Field(
-        default_factory=list, description="name, type, output_shape, parameters."
-    )
+    layers: list[dict[str, Any]] = Field(default_factory=list, description="name, type, output_shape, parameters.")
 
 
 # ---- OpenAPI documentation of what routes read themselves --------------------------------------------

@@ -105,9 +105,7 @@ class _FormCollector:
             self._data = None
 
 
-def parse_multipart(
-    body: bytes, content_type: str, *, field: str, max_files: int, max_file_bytes: int
-) -> list[Upload]:
+def parse_multipart(body: bytes, content_type: str, *, field: str, max_files: int, max_file_bytes: int) -> list[Upload]:
     """The files in form field `field`, in upload order; BadRequest for a malformed body."""
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
@@ -135,9 +133,7 @@ async def read_uploads(
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == "multipart/form-data":
         body = await read_body(request, max_bytes)
-        uploads = parse_multipart(
-            body, content_type, field=field, max_files=max_files, max_file_bytes=max_file_bytes
-        )
+        uploads = parse_multipart(body, content_type, field=field, max_files=max_files, max_file_bytes=max_file_bytes)
         if not uploads:
             raise BadRequest(f"no file in form field '{field}': {HOW_TO_SEND.format(field=field)}")
     elif media_type.startswith("image/"):

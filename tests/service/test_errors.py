@@ -164,9 +164,7 @@ async def test_predict_digit_stops_reading_an_endless_chunked_body(
     assert sent <= settings.max_upload_bytes + 2 * 16_384  # stopped at the limit, not at the end
 
 
-async def test_predict_digit_with_multipart_over_limit_is_413(
-    client: httpx.AsyncClient, settings: Settings
-) -> None:
+async def test_predict_digit_with_multipart_over_limit_is_413(client: httpx.AsyncClient, settings: Settings) -> None:
     big = b"\0" * (settings.max_upload_bytes + 1)
     await assert_error(client, await client.post("/predict", files={"file": ("big.png", big)}), 413)
 
@@ -216,9 +214,7 @@ async def test_predict_digit_with_truncated_png_is_415(client: httpx.AsyncClient
     await assert_error(client, response, 415)
 
 
-async def test_predict_digits_with_one_bad_file_fails_naming_it(
-    client: httpx.AsyncClient, digit_png: bytes
-) -> None:
+async def test_predict_digits_with_one_bad_file_fails_naming_it(client: httpx.AsyncClient, digit_png: bytes) -> None:
     files = [("files", ("good.png", digit_png)), ("files", ("bad.png", b"not an image"))]
     response = await client.post("/predict/batch", files=files)
     await assert_error(client, response, 415, "file 1 ('bad.png')")
@@ -238,9 +234,7 @@ async def test_predict_digit_of_decompression_bomb_is_422(client: httpx.AsyncCli
     await assert_error(client, response, 422, "pixels")
 
 
-async def test_predict_digits_with_one_blank_image_fails_naming_it(
-    client: httpx.AsyncClient, digit_png: bytes
-) -> None:
+async def test_predict_digits_with_one_blank_image_fails_naming_it(client: httpx.AsyncClient, digit_png: bytes) -> None:
     blank = encode(Image.new("L", (64, 64), 0))
     files = [
         ("files", ("a.png", digit_png)),

@@ -53,9 +53,7 @@ async def test_read_feature_maps_includes_the_prediction(client: httpx.AsyncClie
     np.testing.assert_allclose(body["layers"][0]["data"], predicted["probabilities"], atol=1e-6)
 
 
-async def test_read_feature_maps_includes_the_input_the_model_saw(
-    client: httpx.AsyncClient, digit_png: bytes
-) -> None:
+async def test_read_feature_maps_includes_the_input_the_model_saw(client: httpx.AsyncClient, digit_png: bytes) -> None:
     body = await feature_maps(client, digit_png, layers="logits")
     image = np.array(body["input"]["data"])
     assert body["input"]["name"] == "input" and image.shape == (1, 28, 28)
@@ -63,9 +61,7 @@ async def test_read_feature_maps_includes_the_input_the_model_saw(
     assert image[0, 0, 0] == 0.0 and image.max() == 1.0  # white ink on black, like MNIST
 
 
-async def test_read_feature_maps_compact_dequantises_close_to_json(
-    client: httpx.AsyncClient, digit_png: bytes
-) -> None:
+async def test_read_feature_maps_compact_dequantises_close_to_json(client: httpx.AsyncClient, digit_png: bytes) -> None:
     exact = await feature_maps(client, digit_png, format="json")
     compact = await feature_maps(client, digit_png, format="compact")
     for layer_json, layer_compact in zip(
@@ -114,7 +110,5 @@ async def test_draw_feature_maps_tiles_every_channel(client: httpx.AsyncClient, 
 
 
 async def test_draw_feature_maps_accepts_raw_image_body(client: httpx.AsyncClient, digit_png: bytes) -> None:
-    response = await client.post(
-        "/feature-maps/pool1.png", content=digit_png, headers={"Content-Type": "image/png"}
-    )
+    response = await client.post("/feature-maps/pool1.png", content=digit_png, headers={"Content-Type": "image/png"})
     assert response.status_code == 200, response.text

@@ -24,9 +24,7 @@ def samples(text: str) -> dict[tuple[str, frozenset], float]:
     }
 
 
-async def test_read_model_card_returns_the_card(
-    client: httpx.AsyncClient, random_model: tuple[Path, Path]
-) -> None:
+async def test_read_model_card_returns_the_card(client: httpx.AsyncClient, random_model: tuple[Path, Path]) -> None:
     response = await client.get("/model")
     assert response.status_code == 200
     assert response.json() == json.loads(random_model[1].read_text())
@@ -62,9 +60,7 @@ async def test_check_ready_is_503_before_model_loaded(settings: Settings) -> Non
     assert ready.status_code == 503 and "not loaded" in ready.json()["error"]
 
 
-async def test_read_metrics_counts_requests_by_route_template(
-    client: httpx.AsyncClient, digit_png: bytes
-) -> None:
+async def test_read_metrics_counts_requests_by_route_template(client: httpx.AsyncClient, digit_png: bytes) -> None:
     await client.post("/feature-maps/conv1.png", files={"file": ("d.png", digit_png)})
     await client.post("/feature-maps/conv2.png", files={"file": ("d.png", digit_png)})
     await client.post("/feature-maps/nope.png", files={"file": ("d.png", digit_png)})
@@ -75,9 +71,7 @@ async def test_read_metrics_counts_requests_by_route_template(
     route = ("route", "/feature-maps/{layer}.png")
     ok = frozenset({("method", "POST"), route, ("status", "200")})
     assert values[("mnist_http_requests_total", ok)] == 2
-    assert (
-        values[("mnist_http_requests_total", frozenset({("method", "POST"), route, ("status", "404")}))] == 1
-    )
+    assert values[("mnist_http_requests_total", frozenset({("method", "POST"), route, ("status", "404")}))] == 1
     unmatched = frozenset({("method", "GET"), ("route", "<unmatched>"), ("status", "404")})
     assert values[("mnist_http_requests_total", unmatched)] == 1
     latency = frozenset({("method", "POST"), route})
@@ -101,9 +95,7 @@ async def test_read_metrics_publishes_model_info(client: httpx.AsyncClient) -> N
     assert values[("mnist_model_info", labels)] == 1
 
 
-async def test_read_metrics_of_a_new_app_starts_from_zero(
-    client: httpx.AsyncClient, settings: Settings
-) -> None:
+async def test_read_metrics_of_a_new_app_starts_from_zero(client: httpx.AsyncClient, settings: Settings) -> None:
     await client.get("/health/live")
     other = create_app(settings)  # its own registry: nothing shared with `client`'s app
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://t") as fresh:

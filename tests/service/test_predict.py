@@ -49,18 +49,14 @@ async def test_predict_digit_accepts_raw_image_body(client: httpx.AsyncClient, d
     assert_prediction(response.json())
 
 
-async def test_predict_digit_agrees_between_multipart_and_raw_body(
-    client: httpx.AsyncClient, digit_png: bytes
-) -> None:
+async def test_predict_digit_agrees_between_multipart_and_raw_body(client: httpx.AsyncClient, digit_png: bytes) -> None:
     raw = await client.post("/predict", content=digit_png, headers={"Content-Type": "image/png"})
     form = await client.post("/predict", files={"file": ("d.png", digit_png, "image/png")})
     assert raw.json()["probabilities"] == form.json()["probabilities"]
 
 
 async def test_predict_digit_ignores_other_form_fields(client: httpx.AsyncClient, digit_png: bytes) -> None:
-    response = await client.post(
-        "/predict", data={"note": "hello"}, files={"file": ("d.png", digit_png, "image/png")}
-    )
+    response = await client.post("/predict", data={"note": "hello"}, files={"file": ("d.png", digit_png, "image/png")})
     assert response.status_code == 200, response.text
 
 

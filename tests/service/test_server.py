@@ -91,8 +91,7 @@ def test_read_model_card_and_probes_over_loopback(http: httpx.Client) -> None:
 def test_predict_digit_refuses_declared_oversize_before_the_body(server: str) -> None:
     # Only the headers are sent: the 413 must come without waiting for 6 MB that never arrive.
     head = (
-        f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-        f"Content-Length: {DEFAULT_LIMIT + 1}\r\n\r\n"
+        f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {DEFAULT_LIMIT + 1}\r\n\r\n"
     ).encode()
     answer = raw_exchange(server, head)
     assert answer.startswith(b"HTTP/1.1 413 ")
