@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.service.models import copy_model, flip_byte, off_contract_model, write_card_for
-from tests.service.servers import REPO_ROOT, free_port, service_env, start_service
+from tests.service.servers import REPO_ROOT, free_port, service_env, start_service, stop, wait_ready
 
 
 def _cases(random_model: tuple[Path, Path], directory: Path) -> dict[str, dict[str, str]]:
@@ -86,3 +86,15 @@ def test_start_help_shows_flags_with_defaults() -> None:
     assert result.returncode == 0
     for flag in ("--host", "--port", "--workers", "--log-level", "(default: 0.0.0.0)", "(default: 8000)"):
         assert flag in result.stdout
+
+
+def test_uvicorn_factory_serves_the_app(random_model: tuple[Path, Path]) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory", "--port", str(port)]
+    process = subprocess.Popen(
+        command, env=service_env(*random_model), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_ready(process, f"http://127.0.0.1:{port}")
+    finally:
+        stop(process)
