@@ -8,8 +8,11 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.datastructures import State
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings, get_settings
+from service.errors import ModelLoadError
 from service.handlers import install_error_handlers
 from service.inference import InferenceEngine, Predictor
 from service.metrics import Metrics, MetricsMiddleware
@@ -36,11 +39,39 @@ def _load_predictor(settings: Settings, metrics: Metrics) -> Predictor:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load and verify the model before serving; ModelLoadError stops the start-up."""
     state = app.state
-    state.predictor = await anyio.to_thread.run_sync(_load_predictor, state.settings, state.metrics)
+    try:
+        state.predictor = await anyio.to_thread.run_sync(_load_predictor, state.settings, state.metrics)
+    except ModelLoadError as err:
+        state.load_error = str(err)
+        raise
     try:
         yield
     finally:
         state.predictor = None
+
+
+class OneLineStartupFailure:
+    """Pure ASGI: when the model cannot load, the server logs our one line instead of a traceback.
+
+    Starlette reports a failed lifespan with the formatted traceback as its message; uvicorn prints it.
+    """
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_plain(message: Message) -> None:
+            error = getattr(self.state, "load_error", None)
+            if message["type"] == "lifespan.startup.failed" and error:
+                message = {**message, "message": f"refusing to start: {error}"}
+            await send(message)
+
+        await self.app(scope, receive, send_plain)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,5 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: times CORS too
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # times CORS too
+    app.add_middleware(OneLineStartupFailure, state=app.state)
     return app

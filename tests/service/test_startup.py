@@ -1,4 +1,4 @@
-"""`python -m service`: refuses a bad model with one line on stderr and a non-zero exit; shows its flags."""
+"""`python -m service` (and uvicorn --factory): refuse a bad model with one line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -38,10 +38,11 @@ def _cases(random_model: tuple[Path, Path], directory: Path) -> dict[str, dict[s
 def refusals(random_model: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Every refusal case started at once (each start costs ~1 s of imports): name -> (exit code, stderr)."""
     cases = _cases(random_model, tmp_path_factory.mktemp("refusals"))
-    processes = {
-        name: start_service(env, free_port(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for name, env in cases.items()
-    }
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    processes = {name: start_service(env, free_port(), **pipes) for name, env in cases.items()}
+    # The same flipped model, served by uvicorn itself: the lifespan refuses it.
+    uvicorn = [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory", "--port", str(free_port())]
+    processes["uvicorn_flipped_byte"] = subprocess.Popen(uvicorn, env=cases["flipped_byte"], cwd=REPO_ROOT, **pipes)
     results = {}
     for name, process in processes.items():
         try:
@@ -77,6 +78,14 @@ def test_start_refuses_card_of_another_model(refusals: dict) -> None:
 
 def test_start_refuses_model_off_contract(refusals: dict) -> None:
     assert_one_line_refusal(refusals["off_contract"], "contract", "conv1")
+
+
+def test_uvicorn_factory_refuses_model_with_flipped_byte_without_traceback(refusals: dict) -> None:
+    code, stderr = refusals["uvicorn_flipped_byte"]
+    assert code != 0
+    assert "Traceback" not in stderr
+    refusal = [line for line in stderr.splitlines() if "refusing to start" in line]
+    assert len(refusal) == 1 and "sha256" in refusal[0]
 
 
 def test_start_help_shows_flags_with_defaults() -> None:
