@@ -18,16 +18,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MNIST_", extra="ignore")
 
     # Model
-    model_path: Path = Field(Path("models/mnist_cnn.onnx"), description="ONNX file to serve.")
-    card_path: Path | None = Field(None, description="Model card JSON; default: model_path with .json.")
-    intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads inside one run.")
+    model_path: Path = Field(default=Path("models/mnist_cnn.onnx"), description="ONNX file to serve.")
+    card_path: Path | None = Field(default=None, description="Model card JSON; default: model_path with .json.")
+    intra_op_threads: int = Field(default=1, ge=1, description="onnxruntime threads inside one run.")
 
     # Uploads
-    max_upload_bytes: int = Field(5 * MiB, ge=1, description="Largest body for one image (and per file).")
-    max_batch_upload_bytes: int = Field(20 * MiB, ge=1, description="Largest body for /predict/batch.")
-    max_batch_files: int = Field(64, ge=1, description="Most files in one /predict/batch request.")
+    max_upload_bytes: int = Field(default=5 * MiB, ge=1, description="Largest body for one image (and per file).")
+    max_batch_upload_bytes: int = Field(default=20 * MiB, ge=1, description="Largest body for /predict/batch.")
+    max_batch_files: int = Field(default=64, ge=1, description="Most files in one /predict/batch request.")
     max_image_pixels: int = Field(
-        4096 * 4096, ge=1, description="Most pixels an image may declare; larger is refused before decoding."
+        default=4096 * 4096, ge=1, description="Most pixels an image may declare; larger is refused before decoding."
     )
 
     # HTTP
@@ -36,11 +36,11 @@ class Settings(BaseSettings):
     )
 
     # Server (used by `python -m service`; the flags override them)
-    host: str = Field("0.0.0.0", description="Interface to bind.")
-    port: int = Field(8000, ge=0, le=65535, description="TCP port to bind.")
-    workers: int = Field(1, ge=1, description="Worker processes.")
+    host: str = Field(default="0.0.0.0", description="Interface to bind.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port to bind.")
+    workers: int = Field(default=1, ge=1, description="Worker processes.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
-        "info", description="Log level of the server and the service."
+        default="info", description="Log level of the server and the service."
     )
 
     @field_validator("cors_origins", mode="before")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +16,7 @@ from service.errors import ServiceError
 log = logging.getLogger(__name__)
 
 
-def error_response(status_code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status_code: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The one shape of an error answer."""
     return JSONResponse({"error": message}, status_code=status_code, headers=headers)
 

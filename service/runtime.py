@@ -83,7 +83,7 @@ def _shape_problem(name: str, kind: str, shape: Sequence[Any], expected: tuple[i
 
 
 def _contract_problems(session: ort.InferenceSession) -> list[str]:
-    problems = []
+    problems: list[str | None] = []
     inputs = session.get_inputs()
     if [i.name for i in inputs] != [INPUT_NAME]:
         problems.append(f"inputs are {[i.name for i in inputs]}, the contract says ['{INPUT_NAME}']")

@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EXAMPLE_MODEL = {"name": "mnist_cnn", "version": "1.0.0", "sha256": "9f2c…e41a"}
+EXAMPLE_MODEL: dict[str, Any] = {"name": "mnist_cnn", "version": "1.0.0", "sha256": "9f2c…e41a"}
 EXAMPLE_PROBABILITIES = [1e-06, 2e-06, 3e-05, 1e-06, 4e-07, 1e-06, 1e-08, 0.99991, 2e-06, 5e-05]
-EXAMPLE_TIMINGS = {"decode_preprocess": 0.41, "inference": 0.12, "total": 0.61}
-EXAMPLE_PREDICTION = {
+EXAMPLE_TIMINGS: dict[str, Any] = {"decode_preprocess": 0.41, "inference": 0.12, "total": 0.61}
+EXAMPLE_PREDICTION: dict[str, Any] = {
     "digit": 7,
     "confidence": 0.99991,
     "probabilities": EXAMPLE_PROBABILITIES,
@@ -77,7 +77,7 @@ class FeatureMap(BaseModel):
     offset: float | None = Field(None, description="compact only: the value of code 0.")
 
 
-EXAMPLE_MAP = {
+EXAMPLE_MAP: dict[str, Any] = {
     "name": "logits",
     "shape": [10],
     "min": -3.2,

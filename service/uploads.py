@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedImage
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 HOW_TO_SEND = (
     "send multipart/form-data with the image in field '{field}', "
@@ -61,7 +65,7 @@ class _FormCollector:
         self._headers: dict[bytes, bytes] = {}
         self._data: bytearray | None = None
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": lambda data, start, end: self._header_name.extend(data[start:end]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.deps import PredictorDep
-from service.schemas import HealthResponse, error_responses
+from service.schemas import HealthResponse, ModelIdentity, error_responses
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -19,4 +19,4 @@ async def check_live() -> HealthResponse:
 @router.get("/ready", response_model=HealthResponse, responses=error_responses(503))
 async def check_ready(predictor: PredictorDep) -> HealthResponse:
     """200 once the model is loaded and verified; 503 before."""
-    return HealthResponse(status="ready", model=predictor.model)
+    return HealthResponse(status="ready", model=ModelIdentity(**predictor.model))
