@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -31,7 +32,7 @@ def service_env(model_path: Path, card_path: Path | None = None, **extra: str) -
     return env | extra
 
 
-def start_service(env: dict[str, str], port: int, **popen: object) -> subprocess.Popen:
+def start_service(env: dict[str, str], port: int, **popen: Any) -> subprocess.Popen:
     """`python -m service` on 127.0.0.1:port, started from the repository root."""
     command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
     return subprocess.Popen(command, env=env, cwd=REPO_ROOT, **popen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -31,8 +32,10 @@ def test_settings_read_mnist_environment_variables(monkeypatch: pytest.MonkeyPat
     assert settings.cors_origins == ["http://a.example", "http://b.example"]
 
 
-def test_settings_defaults_are_the_documented_ones() -> None:
-    settings = Settings(_env_file=None)
+def test_settings_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("MNIST_")]:
+        monkeypatch.delenv(name)
+    settings = Settings()
     assert settings.max_upload_bytes == 5 * 1024 * 1024
     assert settings.max_batch_files == 64
     assert settings.cors_origins == []

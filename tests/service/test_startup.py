@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ def _cases(random_model: tuple[Path, Path], directory: Path) -> dict[str, dict[s
 def refusals(random_model: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Every refusal case started at once (each start costs ~1 s of imports): name -> (exit code, stderr)."""
     cases = _cases(random_model, tmp_path_factory.mktemp("refusals"))
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     processes = {name: start_service(env, free_port(), **pipes) for name, env in cases.items()}
     # The same flipped model, served by uvicorn itself: the lifespan refuses it.
     uvicorn = [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory", "--port", str(free_port())]
