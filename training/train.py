@@ -165,6 +165,7 @@ def train(train_split: Split, config: TrainConfig, log=print) -> tuple[MnistCNN,
                 chosen = ema.module if source == "ema" else model
                 best_state = copy.deepcopy(chosen.state_dict())
     wall = time.perf_counter() - start
+    assert best_state is not None  # at least one epoch ran
     selected = MnistCNN()
     selected.load_state_dict(best_state)
     record = {
