@@ -45,16 +45,17 @@ ENV PIP_NO_CACHE_DIR=1 \
     MNIST_DATA_DIR=/data
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" torch==2.13.0
-WORKDIR /app
+WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY service/ service/
 COPY training/ training/
 RUN pip install --no-cache-dir '.[train]' \
  && useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app \
  && mkdir -p /app/models /app/artifacts /data \
  && chown app:app /app/models /app/artifacts /data
+WORKDIR /app
 USER app
-VOLUME ["/data"]
+# Mount the data at /data (the IDX files; downloaded there when missing) and a folder at /app/models.
+# No VOLUME line: it would leave an anonymous volume behind every `docker compose run`.
 # Writes artifacts/mnist_cnn.pt, then models/mnist_cnn.onnx + models/mnist_cnn.json (relative to /app).
 CMD ["sh", "-c", "python -m training train && python -m training export"]
 
