@@ -16,7 +16,7 @@ from service.errors import ModelLoadError
 from service.handlers import install_error_handlers
 from service.inference import InferenceEngine, Predictor
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import feature_maps, health, metrics, model, predict, web
+from service.routes import feature_maps, health, metrics, model, predict, v2, web
 from service.runtime import ModelRuntime
 
 DESCRIPTION = """\
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.predictor = None  # until the lifespan has loaded the model: /health/ready says 503
-    for feature in (predict, feature_maps, model, health, metrics, web):
+    for feature in (predict, feature_maps, model, health, metrics, v2, web):
         app.include_router(feature.router)
     install_error_handlers(app)
     if settings.cors_origins:
