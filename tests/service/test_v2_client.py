@@ -1,0 +1,132 @@
+"""An off-the-shelf Open Inference Protocol client (tritonclient.http, with its defaults) against a real
+`python -m service` serving the committed model: health, metadata, and MNIST digits in JSON and binary."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from tritonclient.utils import InferenceServerException
+
+from service.runtime import LAYER_NAMES, OUTPUT_SHAPES
+from tests.conftest import mnist_data_dir
+from tests.service.servers import REPO_ROOT, free_port, service_env, start_service, stop, wait_ready
+
+MODEL = REPO_ROOT / "models" / "mnist_cnn.onnx"
+CARD = MODEL.with_suffix(".json")
+BATCH = 64
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """host:port of a real server on a free loopback port, serving the committed model."""
+    if not (MODEL.exists() and CARD.exists()):
+        pytest.skip(f"the trained model is not committed yet: {MODEL} and its card are needed")
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("v2-server") / "server.log"
+    with open(log_path, "w") as log:
+        process = start_service(service_env(MODEL, CARD), port, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(process, f"http://127.0.0.1:{port}")
+    except RuntimeError as err:
+        stop(process)
+        pytest.fail(f"{err}:\n{log_path.read_text()}")
+    yield f"127.0.0.1:{port}"
+    stop(process)
+
+
+@pytest.fixture
+def client(url: str) -> Iterator[triton.InferenceServerClient]:
+    client = triton.InferenceServerClient(url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def mnist() -> tuple[np.ndarray, np.ndarray]:
+    """The first 64 MNIST test images as the model takes them, (64, 1, 28, 28) float32, and their labels."""
+    from training.data import load_split
+
+    if not (mnist_data_dir() / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST test files are not in {mnist_data_dir()} (set MNIST_DATA_DIR)")
+    split = load_split("test", mnist_data_dir(), download=False)
+    return (split.images[:BATCH, None] / np.float32(255.0)).astype(np.float32), split.labels[:BATCH]
+
+
+def test_client_checks_liveness_and_readiness(client: triton.InferenceServerClient) -> None:
+    assert client.is_server_live()
+    assert client.is_server_ready()
+    assert client.is_model_ready("mnist_cnn")
+    assert client.is_model_ready("mnist_cnn", model_version="1.0.0")
+    assert not client.is_model_ready("mnist_cnn", model_version="2.0.0")
+    assert not client.is_model_ready("fashion_mnist")
+
+
+def test_client_reads_server_metadata(client: triton.InferenceServerClient) -> None:
+    metadata = client.get_server_metadata()
+    assert metadata["name"] == "mnist-convnet-service"
+    assert "binary_tensor_data" in metadata["extensions"]
+
+
+def test_client_reads_model_metadata(client: triton.InferenceServerClient) -> None:
+    metadata = client.get_model_metadata("mnist_cnn")
+    assert metadata["name"] == "mnist_cnn"
+    assert metadata["versions"] == ["1.0.0"]
+    assert metadata["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]
+    assert {output["name"]: output["shape"] for output in metadata["outputs"]} == {
+        name: [-1, *shape] for name, shape in OUTPUT_SHAPES.items()
+    }
+
+
+@pytest.mark.parametrize("binary_output", [False, True], ids=["json-out", "binary-out"])
+@pytest.mark.parametrize("binary_input", [False, True], ids=["json-in", "binary-in"])
+def test_client_infers_mnist_digits(
+    client: triton.InferenceServerClient,
+    mnist: tuple[np.ndarray, np.ndarray],
+    binary_input: bool,
+    binary_output: bool,
+) -> None:
+    images, labels = mnist
+    image = triton.InferInput("image", list(images.shape), "FP32")
+    image.set_data_from_numpy(images, binary_data=binary_input)
+    outputs = [triton.InferRequestedOutput("probabilities", binary_data=binary_output)]
+    result = client.infer("mnist_cnn", [image], outputs=outputs, request_id="digits")
+    probabilities = result.as_numpy("probabilities")
+    assert probabilities.shape == (BATCH, 10)
+    np.testing.assert_array_equal(probabilities.argmax(axis=1), labels)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    response = result.get_response()
+    assert (response["model_name"], response["model_version"], response["id"]) == ("mnist_cnn", "1.0.0", "digits")
+
+
+def test_client_infers_every_output_by_default(
+    client: triton.InferenceServerClient, mnist: tuple[np.ndarray, np.ndarray]
+) -> None:
+    images, labels = mnist
+    image = triton.InferInput("image", [4, 1, 28, 28], "FP32")
+    image.set_data_from_numpy(images[:4])
+    result = client.infer("mnist_cnn", [image], model_version="1.0.0")  # no outputs: all, as binary
+    for name in LAYER_NAMES:
+        assert result.as_numpy(name).shape == (4, *OUTPUT_SHAPES[name])
+    np.testing.assert_array_equal(result.as_numpy("logits").argmax(axis=1), labels[:4])
+
+
+def test_client_infers_uint8_pixels(client: triton.InferenceServerClient, mnist: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = mnist
+    pixels = np.rint(images * 255).astype(np.uint8)
+    image = triton.InferInput("image", list(pixels.shape), "UINT8")
+    image.set_data_from_numpy(pixels)
+    result = client.infer("mnist_cnn", [image], outputs=[triton.InferRequestedOutput("probabilities")])
+    np.testing.assert_array_equal(result.as_numpy("probabilities").argmax(axis=1), labels)
+
+
+def test_client_sees_a_bad_request_as_an_error(client: triton.InferenceServerClient) -> None:
+    image = triton.InferInput("image", [1, 3, 28, 28], "FP32")
+    image.set_data_from_numpy(np.zeros((1, 3, 28, 28), np.float32))
+    with pytest.raises(InferenceServerException) as raised:
+        client.infer("mnist_cnn", [image])
+    assert raised.value.status() == "400"
+    assert "shape [1, 3, 28, 28]" in raised.value.message()
