@@ -94,7 +94,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes | N
     if header_length is None:
         return body, None
     text = header_length.strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise BadRequest(f"Inference-Header-Content-Length {_short(header_length)} is not a non-negative integer")
     if int(text) > len(body):
         raise BadRequest(
@@ -240,7 +240,7 @@ def _parse_outputs(outputs: object, binary_default: bool) -> dict[str, bool]:
     asked: dict[str, bool] = {}
     for item in outputs:
         name = item.get("name")
-        if name not in OUTPUT_SHAPES:
+        if not isinstance(name, str) or name not in OUTPUT_SHAPES:
             raise BadRequest(f"unknown output {_short(name)}: choose from {', '.join(LAYER_NAMES)}")
         if name in asked:
             raise BadRequest(f"output '{name}' is asked for twice")

@@ -15,8 +15,10 @@ import pytest
 from PIL import Image
 
 from service.config import Settings
+from service.errors import BadRequest
 from service.main import create_app
 from service.runtime import LAYER_NAMES, OUTPUT_SHAPES, ModelRuntime
+from service.v2 import split_body
 from tests.conftest import mnist_data_dir
 from tests.service.servers import REPO_ROOT
 
@@ -414,6 +416,7 @@ BAD_JSON_REQUESTS: dict[str, tuple[Any, str]] = {
     "unknown-output": ({"inputs": [IMAGE], "outputs": [{"name": "conv9"}]}, "unknown output 'conv9'"),
     "output-twice": ({"inputs": [IMAGE], "outputs": [{"name": "logits"}, {"name": "logits"}]}, "twice"),
     "output-without-name": ({"inputs": [IMAGE], "outputs": [{}]}, "unknown output None"),
+    "output-name-not-a-string": ({"inputs": [IMAGE], "outputs": [{"name": ["logits"]}]}, "unknown output ['logits']"),
     "binary-data-not-bool": (
         {"inputs": [IMAGE], "outputs": [{"name": "logits", "parameters": {"binary_data": "yes"}}]},
         "'binary_data'",
@@ -511,3 +514,8 @@ async def test_infer_compressed_body_inflating_over_the_limit_is_413(client: htt
     )
     assert response.status_code == 413
     assert "inflates past the limit" in response.json()["error"]
+
+
+def test_split_body_refuses_a_header_length_of_non_ascii_digits() -> None:
+    with pytest.raises(BadRequest, match="not a non-negative integer"):
+        split_body(b"{}", "\u00b2")  # a superscript 2: isdigit() says yes, int() says no
