@@ -18,7 +18,7 @@
     { name: "conv2", shape: [64, 11, 11], cols: [16, 8], zoom: 5, kind: "3×3 conv + ReLU", about: "64 filters over conv1: corners, curves, stroke ends." },
     { name: "pool2", shape: [64, 5, 5], cols: [16, 8], zoom: 10, kind: "2×2 max pool", about: "Coarser still: roughly where each feature is." },
     { name: "conv3", shape: [128, 3, 3], cols: [32, 16], zoom: 8, kind: "3×3 conv + ReLU", about: "128 abstract parts of digits, hardly a picture any more." },
-    { name: "flatten", shape: [1152], cols: [144, 72], zoom: 6, kind: "flatten", about: "conv3's 128×3×3 as one vector of 1,152 numbers for the classifier." },
+    { name: "flatten", shape: [1152], cols: [144, 72], zoom: 6, kind: "conv3 as one vector", about: "All 128×3×3 values of conv3 in a row: the input of the linear layer that scores the ten digits." },
   ];
   const NARROW = window.matchMedia("(max-width: 600px)"); // phones get half as many tiles per row
 
@@ -51,7 +51,9 @@
   const dialog = $("detail");
   const detailCanvas = $("detail-canvas");
 
-  const page = (window.mnistPage = { updates: 0, lastUpdateMs: null, errors: 0 });
+  // finals: stroke ends and files sent; answered: the number of the latest of those answered (or failed);
+  // updates: answers painted; lastUpdateMs: from the stroke's end (or the file's choice) to the painted answer.
+  const page = (window.mnistPage = { finals: 0, answered: 0, updates: 0, lastUpdateMs: null, errors: 0 });
   let latest = null; // the last answer: {body, maps: {name: {codes, entry}}}
   let hasInk = false;
 
@@ -91,13 +93,16 @@
       title.textContent = layer.name;
       const shape = document.createElement("p");
       shape.className = "shape";
-      shape.textContent = `${layer.shape.join(" × ")} · ${layer.kind}`;
+      shape.textContent = layer.shape.join(" × ");
+      const kind = document.createElement("p");
+      kind.className = "kind";
+      kind.textContent = layer.kind;
       const about = document.createElement("p");
       about.className = "about";
       about.textContent = layer.about;
       layer.rangeText = document.createElement("p");
       layer.rangeText.className = "range";
-      caption.append(title, shape, about, layer.rangeText);
+      caption.append(title, shape, kind, about, layer.rangeText);
 
       const canvas = (layer.canvas = document.createElement("canvas"));
       canvas.dataset.layer = layer.name;
@@ -348,6 +353,7 @@
     if (inFlight) inFlight.controller.abort();
     const controller = new AbortController();
     const mine = { controller, final };
+    const number = final ? ++page.finals : 0;
     inFlight = mine;
     lastSent = performance.now();
     const form = new FormData();
@@ -357,22 +363,29 @@
       const body = await response.json().catch(() => ({ error: `the service answered ${response.status} without JSON` }));
       if (inFlight !== mine) return;
       if (!response.ok) {
-        if (final) showError(response.status, body.error || "", fromCanvas);
+        if (final) {
+          showError(response.status, body.error || "", fromCanvas);
+          page.answered = number;
+        }
         return; // mid-stroke: keep the last good answer; the stroke's end will report
       }
       render(body);
       if (final) {
+        page.answered = number;
         const ms = performance.now() - startedAt;
         page.lastUpdateMs = ms;
         page.updates += 1;
         document.body.dataset.updateMs = ms.toFixed(1);
         document.body.dataset.updates = String(page.updates);
-        timing.textContent = `Updated ${Math.round(ms)} ms after the stroke (model ${body.timings_ms.total.toFixed(0)} ms)`;
+        const after = fromCanvas ? "the stroke" : "choosing the file";
+        timing.textContent = `Updated ${Math.round(ms)} ms after ${after} (model ${body.timings_ms.total.toFixed(0)} ms)`;
         announce.textContent = `Looks like a ${body.digit}, ${percent(body.confidence)} sure.`;
       }
     } catch (error) {
       if (error.name === "AbortError") return;
-      if (inFlight === mine) showError(0, "", fromCanvas);
+      if (inFlight !== mine) return;
+      showError(0, "", fromCanvas);
+      if (final) page.answered = number;
     } finally {
       if (inFlight === mine) {
         inFlight = null;
@@ -405,7 +418,7 @@
   // While drawing: one request at a time, at most every LIVE_INTERVAL_MS.
   function scheduleLive() {
     pendingLive = true;
-    if (liveTimer || (inFlight && !inFlight.final)) return;
+    if (liveTimer || inFlight) return; // the answer in flight schedules the next one
     const wait = Math.max(0, lastSent + LIVE_INTERVAL_MS - performance.now());
     liveTimer = setTimeout(() => {
       liveTimer = 0;
