@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -35,6 +35,14 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed by CORS, comma-separated; empty turns CORS off."
     )
 
+    # Access (see docs/reliability.md); the keys are SecretStr: never shown by repr, str or a settings dump
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="API keys, comma-separated; when set, every path but health, the page, model metadata, the "
+        "docs (and /metrics) needs one, as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'. Empty: no keys.",
+    )
+    metrics_require_key: bool = Field(default=False, description="With api_keys set, /metrics needs a key too.")
+
     # Server (used by `python -m service`; the flags override them)
     host: str = Field(default="0.0.0.0", description="Interface to bind.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port to bind.")
@@ -48,6 +56,13 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
     @property

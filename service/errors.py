@@ -13,6 +13,12 @@ class BadRequest(ServiceError):
     status_code = 400
 
 
+class Unauthorized(ServiceError):
+    """No API key, or not a configured one (only when MNIST_API_KEYS is set)."""
+
+    status_code = 401
+
+
 class NotFound(ServiceError):
     """Unknown layer, model or version."""
 

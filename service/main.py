@@ -18,6 +18,7 @@ from service.inference import InferenceEngine, Predictor
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import feature_maps, health, metrics, model, predict, v2, web
 from service.runtime import ModelRuntime
+from service.security import install_api_keys
 
 DESCRIPTION = """\
 Reads handwritten digits with the classic MNIST convnet (ONNX, onnxruntime) and shows what each
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for feature in (predict, feature_maps, model, health, metrics, v2, web):
         app.include_router(feature.router)
     install_error_handlers(app)
+    install_api_keys(app, settings)  # inside CORS: preflights need no key, 401s get CORS headers
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
