@@ -185,7 +185,7 @@ def _binary_values(size: object, binary: bytes | None, count: int, datatype: str
 def _to_images(values: np.ndarray, datatype: str, count: int) -> np.ndarray:
     """Checked values (flat) -> (N, 1, 28, 28) float32 in [0, 1]."""
     if datatype == "UINT8":
-        if values.size and (values.min() < 0 or values.max() > 255):
+        if values.min() < 0 or values.max() > 255:
             raise BadRequest(f"input '{INPUT_NAME}' is UINT8: values must be 0-255")
         images = values.astype(np.float32) / np.float32(255.0)  # as training scales pixels: x / 255
     else:
