@@ -1,0 +1,228 @@
+"""Hostile and broken input, in-process at the real server's default limits: every case gets its status and a
+JSON error (or, where the junk is harmless, a normal answer), quickly, and the app answers /health/live after.
+
+tests/service/test_errors.py has the everyday errors; these are the attacks.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.reliability import payloads
+from tests.service.images import encode
+
+pytestmark = pytest.mark.anyio
+
+# Every hostile request must be answered within this many seconds on the 2-core CI machine.
+QUICK = 3.0
+
+
+async def answer(client: httpx.AsyncClient, method: str, path: str, **kwargs: object) -> httpx.Response:
+    """The response, checked to come quickly and to leave the app answering /health/live."""
+    start = time.perf_counter()
+    response = await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+    assert time.perf_counter() - start < QUICK, f"{path} took {time.perf_counter() - start:.1f} s"
+    assert (await client.get("/health/live")).status_code == 200
+    return response
+
+
+def assert_error(response: httpx.Response, status: int, *words: str) -> str:
+    assert response.status_code == status, response.text[:300]
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert list(body) == ["error"] and body["error"]
+    for word in words:
+        assert word in body["error"], body["error"]
+    assert len(body["error"]) < 400  # an error never echoes a large part of the request back
+    return body["error"]
+
+
+# Built once per session: the bombs take a second or two to compress.
+@cache
+def image_case(name: str) -> bytes:
+    return {
+        "deflate-bomb-1GiB-IDAT": payloads.deflate_bomb_png,
+        "black-4096x4096": lambda: encode(Image.new("L", (4096, 4096), 0)),
+        "iccp-inflating-200MiB": payloads.huge_iccp_png,
+        "ztxt-inflating-200MiB": payloads.huge_ztxt_png,
+        "tEXt-80-chunks-of-60KB": payloads.many_text_chunks_png,
+        "gif-5000-frames": lambda: payloads.animated("GIF", 5000),
+        "apng-3000-frames": lambda: payloads.animated("PNG", 3000),
+        "webp-3000-frames": lambda: payloads.animated("WEBP", 3000),
+    }[name]()
+
+
+# name -> (status, words in the error); 200 where the junk is ignored and the digit is read.
+IMAGE_CASES = {
+    "deflate-bomb-1GiB-IDAT": (200, ()),  # decoding stops after 28 rows; the rest is never inflated
+    "black-4096x4096": (422, ("no digit found",)),
+    "iccp-inflating-200MiB": (415, ("not a readable image",)),  # Pillow's 1 MiB limit on compressed chunks
+    "ztxt-inflating-200MiB": (415, ("not a readable image",)),
+    "tEXt-80-chunks-of-60KB": (200, ()),  # under Pillow's 64 MiB text budget: kept and ignored
+    "gif-5000-frames": (200, ()),  # only the first frame is read
+    "apng-3000-frames": (200, ()),
+    "webp-3000-frames": (200, ()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_CASES))
+async def test_predict_digit_survives_hostile_image(client: httpx.AsyncClient, name: str) -> None:
+    status, words = IMAGE_CASES[name]
+    response = await answer(client, "POST", "/predict", files={"file": ("x", image_case(name))})
+    if status == 200:
+        assert response.status_code == 200, response.text
+        assert len(response.json()["probabilities"]) == 10
+    else:
+        assert_error(response, status, *words)
+
+
+# ---- forms --------------------------------------------------------------------------------------------
+
+FORM = {"Content-Type": "multipart/form-data; boundary=b"}
+
+
+async def test_predict_digit_refuses_ten_thousand_form_fields_early(client: httpx.AsyncClient) -> None:
+    response = await answer(client, "POST", "/predict", content=payloads.form_with_fields(10_000), headers=FORM)
+    assert_error(response, 413, "too many parts")
+
+
+async def test_predict_digits_refuses_a_20_mb_form_of_empty_fields_early(client: httpx.AsyncClient) -> None:
+    body = payloads.form_with_fields(300_000)  # ~17 MB: under the batch body limit
+    response = await answer(client, "POST", "/predict/batch", content=body, headers=FORM)
+    assert_error(response, 413, "too many parts")
+
+
+async def test_predict_digit_refuses_a_1_mb_field_name(client: httpx.AsyncClient) -> None:
+    response = await answer(client, "POST", "/predict", content=payloads.form_with_long_name(1 << 20), headers=FORM)
+    assert_error(response, 400, "malformed multipart", "header size")
+
+
+async def test_predict_digit_refuses_a_part_with_100000_header_lines(client: httpx.AsyncClient) -> None:
+    body = payloads.form_with_many_headers(100_000)
+    response = await answer(client, "POST", "/predict", content=body, headers=FORM)
+    assert_error(response, 400, "malformed multipart", "header count")
+
+
+async def test_predict_digits_refuses_65_empty_files(client: httpx.AsyncClient) -> None:
+    files = [("files", (f"{i}.png", b"")) for i in range(65)]
+    assert_error(await answer(client, "POST", "/predict/batch", files=files), 413, "too many files")
+
+
+# ---- content types that lie ---------------------------------------------------------------------------
+
+
+async def test_png_body_declared_as_multipart_is_400(client: httpx.AsyncClient, digit_png: bytes) -> None:
+    response = await answer(client, "POST", "/predict", content=digit_png, headers=FORM)
+    assert_error(response, 400, "multipart")
+
+
+async def test_form_body_declared_as_png_is_415(client: httpx.AsyncClient, digit_png: bytes) -> None:
+    body = b'--b\r\nContent-Disposition: form-data; name="file"\r\n\r\n' + digit_png + b"\r\n--b--\r\n"
+    response = await answer(client, "POST", "/predict", content=body, headers={"Content-Type": "image/png"})
+    assert_error(response, 415, "not a readable image")
+
+
+@pytest.mark.parametrize("content_type", ["image/jpeg", "IMAGE/PNG; charset=utf-8", "image/x-anything"])
+async def test_raw_png_under_another_image_type_is_read(
+    client: httpx.AsyncClient, digit_png: bytes, content_type: str
+) -> None:
+    # The bytes decide the format, not the label: a mislabelled image still works.
+    response = await answer(client, "POST", "/predict", content=digit_png, headers={"Content-Type": content_type})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/octet-stream", "application/json", "text/html", "multipart/mixed; boundary=b"]
+)
+async def test_raw_png_under_a_non_image_type_is_415(
+    client: httpx.AsyncClient, digit_png: bytes, content_type: str
+) -> None:
+    response = await answer(client, "POST", "/predict", content=digit_png, headers={"Content-Type": content_type})
+    assert_error(response, 415, "Content-Type")
+
+
+async def test_empty_multipart_boundary_is_400(client: httpx.AsyncClient) -> None:
+    headers = {"Content-Type": "multipart/form-data; boundary="}
+    assert_error(await answer(client, "POST", "/predict", content=b"--\r\n", headers=headers), 400, "boundary")
+
+
+# ---- layer names --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/feature-maps/conv1%00.png",
+        "/feature-maps/%00.png",
+        "/feature-maps/conv1.png%00.png",
+        "/feature-maps/..%5C..%5Cwindows%5Cwin.ini.png",
+        "/feature-maps/%2e%2e%2f%2e%2e%2fservice%2fconfig.py.png",
+        "/feature-maps/" + "a" * 10_000 + ".png",
+        "/feature-maps/%E2%80%AEconv1.png",
+    ],
+    ids=["nul-suffix", "nul", "nul-in-extension", "backslashes", "encoded-dots", "10k-chars", "rtl-override"],
+)
+async def test_draw_feature_maps_with_hostile_layer_name_is_404(
+    client: httpx.AsyncClient, digit_png: bytes, path: str
+) -> None:
+    response = await answer(client, "POST", path, files={"file": ("d.png", digit_png)})
+    assert_error(response, 404)
+
+
+async def test_read_feature_maps_with_a_thousand_layer_names_is_400(
+    client: httpx.AsyncClient, digit_png: bytes
+) -> None:
+    layers = ",".join(f"layer{i}" for i in range(1000))
+    response = await answer(client, "POST", f"/feature-maps?layers={layers}", files={"file": ("d.png", digit_png)})
+    assert_error(response, 400, "unknown layer")
+
+
+# ---- V2 -----------------------------------------------------------------------------------------------
+
+INFER = "/v2/models/mnist_cnn/infer"
+
+
+def v2_request(**tensor: object) -> dict[str, object]:
+    image = {"name": "image", "shape": [1, 784], "datatype": "UINT8", "data": [0] * 784}
+    return {"inputs": [{**image, **tensor}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, 400, "not valid JSON"),
+        (b'{"inputs": [{"name": "image", "data": [Infinity]}]}', 400, "not valid JSON"),
+        (b'{"inputs": [{"name": "image", "data": [1e999]}]}', 400, "not valid JSON"),
+        (b"\xff\xfe{}", 400, "not valid JSON"),
+        (b'{"inputs": {"__proto__": 1}}', 400, "'inputs'"),
+    ],
+    ids=["nested-100k-deep", "infinity-literal", "overflowing-number", "bad-utf8", "inputs-an-object"],
+)
+async def test_infer_with_malformed_json_is_400(
+    client: httpx.AsyncClient, body: bytes, status: int, words: str
+) -> None:
+    response = await answer(client, "POST", INFER, content=body, headers={"Content-Type": "application/json"})
+    assert_error(response, status, words)
+
+
+@pytest.mark.parametrize(
+    ("tensor", "status", "words"),
+    [
+        ({"shape": [2**40, 784]}, 413, "over the limit"),
+        ({"shape": [10**30, 784]}, 400, "integers"),  # beyond 64 bits: JSON parsing makes it a float
+        ({"shape": [True, 784]}, 400, "integers"),
+        ({"shape": [1, 784.0]}, 400, "integers"),
+        ({"datatype": "FP64"}, 400, "FP64"),
+        ({"datatype": "BYTES", "data": ["x"] * 784}, 400, "BYTES"),
+    ],
+    ids=["batch-2e40", "batch-10e30", "bool-dimension", "float-dimension", "fp64", "bytes"],
+)
+async def test_infer_with_wrong_shape_or_datatype_is_refused(
+    client: httpx.AsyncClient, tensor: dict[str, object], status: int, words: str
+) -> None:
+    assert_error(await answer(client, "POST", INFER, json=v2_request(**tensor)), status, words)
