@@ -68,7 +68,9 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     stop(process)
 
 
-@pytest.fixture(scope="session")
+# NOTE: module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread
+# while it is open, which breaks every later test that starts its own loop (anyio, asyncio.run).
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Debian Chromium; the suite is skipped where Playwright or Chromium is missing."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
