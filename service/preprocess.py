@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import numpy as np
@@ -43,12 +44,43 @@ _MIN_PHOTO_SIGMA = 0.01
 # Share of ink mass ignored at each end when finding the bounding box: stray specks and dust.
 _BOX_TRIM = 0.002
 
+# Pixels being decoded and prepared at once, over all threads. NOTE: preparing a 4096x4096 image holds about
+# 17 bytes a pixel (~285 MB) for a moment; 16 of them at once took 3.8 GB. Past this budget an image waits
+# for others to finish; one image alone always goes ahead, so small ones hardly ever wait.
+PIXEL_BUDGET = 2 * 4096 * 4096
+
 
 def prepare_digit(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT) -> np.ndarray:
     """Decode an uploaded image and apply the MNIST recipe: (28, 28) float32 in [0, 1], white ink on black."""
-    gray = np.asarray(decode_image(data, max_pixels=max_pixels), dtype=np.float32)
-    gray /= 255.0  # division, not * (1 / 255): bit-identical to the training pipeline's x / 255
-    return mnist_recipe(gray)
+    image = _open_checked(data, max_pixels)
+    with _pixels_in_flight.hold(image.size[0] * image.size[1]):
+        gray = np.asarray(_decode(image, max_pixels), dtype=np.float32)
+        gray /= 255.0  # division, not * (1 / 255): bit-identical to the training pipeline's x / 255
+        return mnist_recipe(gray)
+
+
+class _PixelBudget:
+    """Pixels in flight across threads: `hold(n)` waits until n more fit in the limit, or nothing else runs."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: self.in_use == 0 or self.in_use + pixels <= self.limit)
+            self.in_use += pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.in_use -= pixels
+                self._changed.notify_all()
+
+
+_pixels_in_flight = _PixelBudget(PIXEL_BUDGET)
 
 
 # --- decoding -------------------------------------------------------------------------------------
@@ -56,10 +88,18 @@ def prepare_digit(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT) -> np.nd
 
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS_DEFAULT) -> Image.Image:
     """Decode uploaded bytes into an upright grayscale (mode "L") image of the first frame."""
+    return _decode(_open_checked(data, max_pixels), max_pixels)
+
+
+def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise BadRequest(f"empty upload: the file has no bytes; attach a {_FORMATS_TEXT} image of a digit")
     image = _open(data, max_pixels)
     _check_size(image.size, max_pixels)  # header only: nothing is decoded yet
+    return image
+
+
+def _decode(image: Image.Image, max_pixels: int) -> Image.Image:
     _load(image, max_pixels)
     _orient(image)
     try:

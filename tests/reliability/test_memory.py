@@ -1,0 +1,161 @@
+"""The server's memory around the nastiest inputs, read from /proc/PID/status of a real `python -m service`.
+
+Run with `-s` to see the figures (docs/reliability.md quotes them): peak = growth of VmHWM during the case,
+after = growth of VmRSS once it is answered, both in MiB over the RSS before the case.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from service.preprocess import _PixelBudget
+from tests.reliability import payloads
+from tests.reliability.processes import LiveService, reset_peak
+from tests.reliability.test_hostile_input import image_case
+
+MiB = 1024 * 1024
+
+
+def measure(service: LiveService, name: str, run: Callable[[], None]) -> tuple[float, float]:
+    """(peak growth, RSS growth after) in MiB while run() talks to the service; printed for the docs."""
+    before = service.rss_mib()
+    if not reset_peak(service.pid):
+        pytest.skip("this kernel does not let us reset VmHWM (/proc/PID/clear_refs)")
+    run()
+    peak, after = service.peak_mib() - before, service.rss_mib() - before
+    print(f"\nmemory: {name}: RSS before {before:.0f} MiB, peak {peak:+.0f} MiB, after {after:+.0f} MiB")
+    assert service.process.poll() is None, "the server died"
+    return peak, after
+
+
+@pytest.fixture(scope="module")
+def http(live_service: LiveService) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_service.url, timeout=60) as client:
+        client.post("/predict", content=image_case("gif-5000-frames"), headers={"Content-Type": "image/gif"})  # warm
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("name", "bound"),
+    [
+        ("deflate-bomb-1GiB-IDAT", 50),
+        ("iccp-inflating-200MiB", 50),
+        ("ztxt-inflating-200MiB", 50),
+        ("tEXt-80-chunks-of-60KB", 80),
+        ("gif-5000-frames", 50),
+        ("apng-3000-frames", 50),
+        ("black-4096x4096", 400),  # 16.8 Mpx, at the pixel limit: decoded, then found blank
+    ],
+)
+def test_hostile_image_keeps_memory_bounded(
+    live_service: LiveService, http: httpx.Client, name: str, bound: int
+) -> None:
+    def post() -> None:
+        response = http.post("/predict", files={"file": ("x", image_case(name))})
+        assert response.status_code < 500, response.text[:200]
+
+    peak, _ = measure(live_service, name, post)
+    assert peak < bound
+
+
+def test_concurrent_large_images_share_a_pixel_budget(live_service: LiveService, http: httpx.Client) -> None:
+    # Eight 4096x4096 16-bit images at once: ~285 MB each while prepared; without the budget, 1.8 GB.
+    image = payloads.big_seven(4096, "I;16")
+
+    def post_all() -> None:
+        def post(_: int) -> int:
+            return http.post("/predict", files={"file": ("big.png", image)}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(post, range(8))) == {200}
+
+    peak, _ = measure(live_service, "8 concurrent 4096x4096 16-bit PNGs", post_all)
+    assert peak < 1000
+
+
+def test_endless_bodies_are_cut_at_the_limit(live_service: LiveService) -> None:
+    # 16 clients each start a chunked upload that never ends: each is refused at 5 MiB, nothing more is kept.
+    def endless() -> Iterator[bytes]:
+        for _ in range(100 * 16):  # 100 MiB, if it were all read
+            yield b"\0" * 65536
+
+    def post_all() -> None:
+        def post(_: int) -> int:
+            headers = {"Content-Type": "image/png"}
+            return httpx.post(f"{live_service.url}/predict", content=endless(), headers=headers, timeout=60).status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            assert set(pool.map(post, range(16))) == {413}
+
+    peak, _ = measure(live_service, "16 concurrent endless chunked bodies", post_all)
+    assert peak < 250
+
+
+def test_v2_json_body_at_the_limit_is_refused_with_bounded_memory(
+    live_service: LiveService, http: httpx.Client
+) -> None:
+    # 20 MB of JSON numbers: 5 million values where 784 are expected.
+    count = (20 * MiB - 100) // 4
+    body = b'{"inputs":[{"name":"image","shape":[1,784],"datatype":"FP32","data":[' + b",".join([b"0.5"] * count)
+    body += b"]}]}"
+
+    def post() -> None:
+        response = http.post("/v2/models/mnist_cnn/infer", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code in (400, 413), response.text[:200]
+
+    peak, _ = measure(live_service, "V2 infer with 20 MB of JSON numbers", post)
+    assert peak < 600
+
+
+def test_form_of_empty_fields_does_not_stall_the_server(live_service: LiveService) -> None:
+    body = payloads.form_with_fields(300_000)  # 17 MB; it used to hold the event loop for seconds
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def probe() -> None:
+        with httpx.Client(base_url=live_service.url, timeout=30) as client:
+            while not done.is_set():
+                start = time.perf_counter()
+                assert client.get("/health/live").status_code == 200
+                latencies.append(time.perf_counter() - start)
+                time.sleep(0.01)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        headers = {"Content-Type": "multipart/form-data; boundary=b"}
+        response = httpx.post(f"{live_service.url}/predict/batch", content=body, headers=headers, timeout=60)
+    finally:
+        done.set()
+        prober.join()
+    assert response.status_code == 413 and "too many parts" in response.json()["error"]
+    assert max(latencies) < 1.0
+
+
+def test_pixel_budget_never_lets_more_than_its_limit_in() -> None:
+    budget = _PixelBudget(limit=100)
+    holders = 0
+    seen: list[tuple[int, int]] = []  # (pixels in use, images holding them) at each entry
+    lock = threading.Lock()
+
+    def work(pixels: int) -> None:
+        nonlocal holders
+        with budget.hold(pixels):
+            with lock:
+                holders += 1
+                seen.append((budget.in_use, holders))
+            time.sleep(0.002)
+            with lock:
+                holders -= 1
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(work, [60, 30, 10, 90, 40, 250, 5] * 10))
+    # Within the limit, or one image alone (an image over the whole budget still runs).
+    assert all(in_use <= 100 or count == 1 for in_use, count in seen)
+    assert max(count for _, count in seen) > 1 and budget.in_use == 0
