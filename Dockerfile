@@ -21,7 +21,7 @@ COPY service/ service/
 COPY training/ training/
 # Non-editable install, so the venv stands alone. Then drop what the service never runs: pip and
 # setuptools (nothing installs at run time) and the packages' own test suites.
-# NOTE: bytecode is compiled once more with unchecked hashes: COPY --from does not keep the sources'
+# NOTE: bytecode is compiled here with unchecked hashes: COPY --from does not keep the sources'
 # mtimes exactly, so mtime-stamped .pyc files read as stale, and a read-only root cannot rewrite them.
 RUN /opt/venv/bin/pip install --no-cache-dir --no-compile '.[serve]' \
  && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
