@@ -188,7 +188,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 def image_request_body(field: str, *, many: bool = False) -> dict[str, Any]:
     """`openapi_extra` for a route that reads its own body: multipart field(s) or one raw image."""
     if many:
-        part = {"type": "array", "items": _BINARY, "description": "Images, one per digit, in this order."}
+        part = {"type": "array", "items": _BINARY, "minItems": 1, "description": "Images, one per digit, in order."}
         curl = f"curl -F {field}=@three.png -F {field}=@seven.png http://localhost:8000/predict/batch"
     else:
         part = {**_BINARY, "description": "An image of one digit: PNG, JPEG, GIF, BMP, WebP or TIFF."}

@@ -83,8 +83,8 @@ class _FormCollector:
 
     def _part_begin(self) -> None:
         self._parts += 1
-        if self._parts > self.max_files + MAX_OTHER_PARTS:
-            raise PayloadTooLarge(
+        if self._parts > self.max_files + MAX_OTHER_PARTS:  # 400, as Starlette answers too many form fields
+            raise BadRequest(
                 f"too many parts in the form: more than {self.max_files + MAX_OTHER_PARTS}; "
                 f"send only the image(s) in field '{self.field}'"
             )

@@ -134,7 +134,7 @@ def test_form_of_empty_fields_does_not_stall_the_server(live_service: LiveServic
     finally:
         done.set()
         prober.join()
-    assert response.status_code == 413 and "too many parts" in response.json()["error"]
+    assert response.status_code == 400 and "too many parts" in response.json()["error"]
     assert max(latencies) < 1.0
 
 
