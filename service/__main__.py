@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         log_level=args.log_level,
         log_config=log_config(args.log_level),
+        timeout_graceful_shutdown=settings.shutdown_timeout,  # a stalled client cannot hold SIGTERM off
     )
 
 
