@@ -50,9 +50,9 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of the server and the service."
     )
-    shutdown_timeout: float = Field(
-        default=8.0,
-        gt=0,
+    shutdown_timeout: int = Field(
+        default=8,
+        ge=1,
         description="On SIGTERM, seconds that requests in flight get to finish before the server closes them "
         "(docker stop sends SIGKILL after 10).",
     )
