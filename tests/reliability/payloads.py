@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -96,3 +97,18 @@ def form_with_many_headers(count: int, field: bytes = b"file", *, boundary: byte
     headers = b"X-Junk: y\r\n" * count
     disposition = b'Content-Disposition: form-data; name="%s"; filename="a.png"\r\n' % field
     return b"--%s\r\n%s%s\r\nx\r\n--%s--\r\n" % (boundary, headers, disposition, boundary)
+
+
+@cache
+def image_case(name: str) -> bytes:
+    """The hostile image called name, built once per session (the bombs take a second or two to compress)."""
+    return {
+        "deflate-bomb-1GiB-IDAT": deflate_bomb_png,
+        "black-4096x4096": lambda: encode(Image.new("L", (4096, 4096), 0)),
+        "iccp-inflating-200MiB": huge_iccp_png,
+        "ztxt-inflating-200MiB": huge_ztxt_png,
+        "tEXt-80-chunks-of-60KB": many_text_chunks_png,
+        "gif-5000-frames": lambda: animated("GIF", 5000),
+        "apng-3000-frames": lambda: animated("PNG", 3000),
+        "webp-3000-frames": lambda: animated("WEBP", 3000),
+    }[name]()

@@ -7,14 +7,12 @@ tests/service/test_errors.py has the everyday errors; these are the attacks.
 from __future__ import annotations
 
 import time
-from functools import cache
 
 import httpx
 import pytest
-from PIL import Image
 
 from tests.reliability import payloads
-from tests.service.images import encode
+from tests.reliability.payloads import image_case
 
 pytestmark = pytest.mark.anyio
 
@@ -40,21 +38,6 @@ def assert_error(response: httpx.Response, status: int, *words: str) -> str:
         assert word in body["error"], body["error"]
     assert len(body["error"]) < 400  # an error never echoes a large part of the request back
     return body["error"]
-
-
-# Built once per session: the bombs take a second or two to compress.
-@cache
-def image_case(name: str) -> bytes:
-    return {
-        "deflate-bomb-1GiB-IDAT": payloads.deflate_bomb_png,
-        "black-4096x4096": lambda: encode(Image.new("L", (4096, 4096), 0)),
-        "iccp-inflating-200MiB": payloads.huge_iccp_png,
-        "ztxt-inflating-200MiB": payloads.huge_ztxt_png,
-        "tEXt-80-chunks-of-60KB": payloads.many_text_chunks_png,
-        "gif-5000-frames": lambda: payloads.animated("GIF", 5000),
-        "apng-3000-frames": lambda: payloads.animated("PNG", 3000),
-        "webp-3000-frames": lambda: payloads.animated("WEBP", 3000),
-    }[name]()
 
 
 # name -> (status, words in the error); 200 where the junk is ignored and the digit is read.

@@ -16,8 +16,8 @@ import pytest
 
 from service.preprocess import _PixelBudget
 from tests.reliability import payloads
+from tests.reliability.payloads import image_case
 from tests.reliability.processes import LiveService, reset_peak
-from tests.reliability.test_hostile_input import image_case
 
 MiB = 1024 * 1024
 
