@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,7 +21,8 @@ import pytest
 from service.preprocess import _PixelBudget
 from tests.reliability import payloads
 from tests.reliability.payloads import image_case
-from tests.reliability.processes import LiveService, reset_peak
+from tests.reliability.processes import LiveService, launched, reset_peak
+from tests.service.servers import service_env
 
 MiB = 1024 * 1024
 
@@ -79,7 +81,7 @@ def test_concurrent_large_images_share_a_pixel_budget(live_service: LiveService,
             assert set(pool.map(post, range(8))) == {200}
 
     peak, _ = measure(live_service, "8 concurrent 4096x4096 16-bit PNGs", post_all)
-    assert peak < 1000
+    assert peak < 1200  # 810 to 890 MiB measured (glibc's per-thread arenas add to the 2 x 285 MB budget)
 
 
 def test_endless_bodies_are_cut_at_the_limit(live_service: LiveService) -> None:
@@ -121,7 +123,13 @@ def test_v2_json_body_at_the_limit_is_refused_with_bounded_memory(
     reason="uvicorn's httptools protocol buffers request headers without limit (h11 stops at 16 KiB): "
     "python -m service would need http='h11', or a proxy with header limits in front; see docs/reliability.md",
 )
-def test_endless_request_headers_are_cut_off(live_service: LiveService) -> None:
+def test_endless_request_headers_are_cut_off(random_model: tuple[Path, Path], tmp_path: Path) -> None:
+    # A fresh server: on one that has held more, the headers would fill memory it already has.
+    with launched(service_env(*random_model), tmp_path) as service:
+        _send_endless_headers(service)
+
+
+def _send_endless_headers(live_service: LiveService) -> None:
     address = urlsplit(live_service.url)
 
     def send_headers() -> None:
