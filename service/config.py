@@ -22,6 +22,17 @@ class Settings(BaseSettings):
     card_path: Path | None = Field(default=None, description="Model card JSON; default: model_path with .json.")
     intra_op_threads: int = Field(default=1, ge=1, description="onnxruntime threads inside one run.")
 
+    # Micro-batching: concurrent requests share one onnxruntime run
+    max_batch_size: int = Field(
+        default=64, ge=1, description="Most images in one model run; a larger single request runs alone."
+    )
+    max_batch_delay_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1000.0,
+        description="Most milliseconds a run that has company waits for more requests; a lone request never waits.",
+    )
+
     # Uploads
     max_upload_bytes: int = Field(default=5 * MiB, ge=1, description="Largest body for one image (and per file).")
     max_batch_upload_bytes: int = Field(default=20 * MiB, ge=1, description="Largest body for /predict/batch.")

@@ -32,21 +32,29 @@ def _load_predictor(settings: Settings, metrics: Metrics) -> Predictor:
         settings.model_path, settings.resolved_card_path, intra_op_threads=settings.intra_op_threads
     )
     metrics.set_model(runtime.name, runtime.version, runtime.sha256)
-    engine = InferenceEngine(runtime, on_batch=metrics.observe_batch)
+    engine = InferenceEngine(
+        runtime,
+        max_batch_size=settings.max_batch_size,
+        max_batch_delay_ms=settings.max_batch_delay_ms,
+        on_batch=metrics.observe_batch,
+        on_queued=metrics.observe_queued,
+    )
     return Predictor(engine, max_pixels=settings.max_image_pixels)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load and verify the model before serving; ModelLoadError stops the start-up."""
+    """Load and verify the model, start the micro-batcher; on shutdown, finish queued runs first."""
     state = app.state
     try:
-        state.predictor = await anyio.to_thread.run_sync(_load_predictor, state.settings, state.metrics)
+        predictor = await anyio.to_thread.run_sync(_load_predictor, state.settings, state.metrics)
     except ModelLoadError as err:
         state.load_error = str(err)
         raise
     try:
-        yield
+        async with predictor.engine:
+            state.predictor = predictor
+            yield
     finally:
         state.predictor = None
 

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 UNMATCHED_ROUTE = "<unmatched>"  # every path no route matched shares one label: bounded cardinality
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+QUEUE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -46,6 +47,12 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.queue_time = Histogram(
+            "mnist_inference_queue_seconds",
+            "Time a request's images waited for their model run to start (micro-batching).",
+            buckets=QUEUE_BUCKETS,
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "mnist_model_info",
             "The model being served (value 1), identified by its labels.",
@@ -61,6 +68,10 @@ class Metrics:
     def observe_batch(self, size: int) -> None:
         """Record the number of images in one onnxruntime run."""
         self.batch_size.observe(size)
+
+    def observe_queued(self, seconds: float) -> None:
+        """Record how long one request waited for its model run."""
+        self.queue_time.observe(seconds)
 
     def set_model(self, name: str, version: str, sha256: str) -> None:
         """Publish the loaded model's identity."""

@@ -1,0 +1,208 @@
+"""Micro-batching: concurrent engine.infer calls share onnxruntime runs, each caller gets its own rows."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from service.batching import BatcherClosed, InferenceFailed, MicroBatcher, Outputs
+from service.inference import InferenceEngine
+from service.runtime import ModelRuntime
+from tests.service.test_model_health_metrics import samples
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def runtime(random_model: tuple[Path, Path]) -> ModelRuntime:
+    return ModelRuntime.load(*random_model)
+
+
+def images(count: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random((count, 1, 28, 28), dtype=np.float32)  # (count, 1, 28, 28)
+
+
+class RunRecorder:
+    """A model run function around the real runtime: records batch sizes, can stall or fail on cue."""
+
+    def __init__(self, runtime: ModelRuntime) -> None:
+        self.runtime = runtime
+        self.sizes: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()  # clear() it to hold runs until set() again
+        self.fail_next = False
+
+    def __call__(self, batch: np.ndarray, outputs: Sequence[str]) -> Outputs:
+        self.sizes.append(len(batch))
+        self.gate.wait(timeout=10)
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("onnxruntime exploded")
+        return self.runtime.run(batch, outputs)
+
+
+def batcher(run: RunRecorder, *, size: int = 64, delay: float = 0.0) -> MicroBatcher:
+    return MicroBatcher(run, max_batch_size=size, max_delay=delay)
+
+
+async def wait_for_runs(run: RunRecorder, count: int) -> None:
+    for _ in range(1000):
+        if len(run.sizes) >= count:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"only {len(run.sizes)} runs started")
+
+
+async def test_infer_gives_concurrent_callers_their_own_results(runtime: ModelRuntime) -> None:
+    engine = InferenceEngine(runtime, max_batch_size=16)
+    asks = [("probabilities",), ("probabilities", "conv1"), ("logits",)]
+    items = [(images(1 + i % 3, seed=i), asks[i % 3]) for i in range(40)]
+    async with engine:
+        results = await asyncio.gather(*(engine.infer(batch, outputs) for batch, outputs in items))
+    for (batch, outputs), result in zip(items, results, strict=True):
+        assert set(result) == set(outputs)
+        expected = runtime.run(batch, outputs)
+        for name in outputs:
+            assert result[name].shape == expected[name].shape
+            np.testing.assert_allclose(result[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+async def test_infer_forms_batches_under_concurrency(runtime: ModelRuntime) -> None:
+    run = RunRecorder(runtime)
+    async with batcher(run) as batching:
+        run.gate.clear()  # the first run stalls; everyone else queues behind it
+        first = asyncio.create_task(batching.infer(images(1, 0), ("probabilities",)))
+        await wait_for_runs(run, 1)
+        rest = [asyncio.create_task(batching.infer(images(1, i), ("probabilities",))) for i in range(1, 32)]
+        await asyncio.sleep(0.01)
+        run.gate.set()
+        await asyncio.gather(first, *rest)
+    assert run.sizes == [1, 31]
+
+
+async def test_infer_keeps_runs_within_max_batch_size(runtime: ModelRuntime) -> None:
+    run = RunRecorder(runtime)
+    async with batcher(run, size=4) as batching:
+        run.gate.clear()
+        first = asyncio.create_task(batching.infer(images(1, 0), ("probabilities",)))
+        await wait_for_runs(run, 1)
+        counts = [1, 2, 3, 1, 1, 6, 2]  # the request of 6 is over the limit: it runs alone, never split
+        rest = [asyncio.create_task(batching.infer(images(n, i), ("probabilities",))) for i, n in enumerate(counts)]
+        await asyncio.sleep(0.01)
+        run.gate.set()
+        results = await asyncio.gather(first, *rest)
+    assert [len(result["probabilities"]) for result in results[1:]] == counts
+    assert run.sizes == [1, 3, 4, 1, 6, 2]  # filled in order up to 4; nothing overtakes the queue
+
+
+async def test_infer_alone_does_not_wait_for_the_delay(runtime: ModelRuntime) -> None:
+    run = RunRecorder(runtime)
+    async with batcher(run, delay=0.5) as batching:
+        start = time.perf_counter()
+        await batching.infer(images(1, 0), ("probabilities",))
+        assert time.perf_counter() - start < 0.25
+
+
+async def test_infer_waits_at_most_the_delay_for_company(runtime: ModelRuntime) -> None:
+    run = RunRecorder(runtime)
+    async with batcher(run, delay=0.1) as batching:
+        start = time.perf_counter()
+        # Two callers queued together: their run waits up to 0.1 s for a third, which never comes.
+        await asyncio.gather(*(batching.infer(images(1, i), ("probabilities",)) for i in range(2)))
+        elapsed = time.perf_counter() - start
+    assert run.sizes == [2]
+    assert 0.09 <= elapsed < 0.6
+
+
+async def test_infer_takes_late_arrivals_within_the_delay(runtime: ModelRuntime) -> None:
+    run = RunRecorder(runtime)
+    async with batcher(run, size=3, delay=2.0) as batching:
+        start = time.perf_counter()
+        pair = [asyncio.create_task(batching.infer(images(1, i), ("probabilities",))) for i in range(2)]
+        await asyncio.sleep(0.05)
+        third = asyncio.create_task(batching.infer(images(1, 2), ("probabilities",)))
+        await asyncio.gather(*pair, third)  # the third fills the run: no waiting out the 2 s
+        elapsed = time.perf_counter() - start
+    assert run.sizes == [3]
+    assert elapsed < 1.0
+
+
+async def test_infer_error_fails_only_its_batch(runtime: ModelRuntime) -> None:
+    run = RunRecorder(runtime)
+    async with batcher(run) as batching:
+        run.fail_next = True
+        failed = await asyncio.gather(
+            *(batching.infer(images(1, i), ("probabilities",)) for i in range(3)), return_exceptions=True
+        )
+        after = await batching.infer(images(1, 9), ("probabilities",))
+    assert all(isinstance(err, InferenceFailed) and "onnxruntime exploded" in str(err) for err in failed)
+    assert after["probabilities"].shape == (1, 10)
+
+
+async def test_infer_bad_images_fail_only_their_caller(runtime: ModelRuntime) -> None:
+    engine = InferenceEngine(runtime)
+    async with engine:
+        good = asyncio.create_task(engine.infer(images(2, 0), ("probabilities",)))
+        with pytest.raises(ValueError, match="float32"):
+            await engine.infer(images(1, 1).astype(np.float64), ("probabilities",))
+        with pytest.raises(ValueError, match="outputs"):
+            await engine.infer(images(1, 1), ("conv9",))
+        assert (await good)["probabilities"].shape == (2, 10)
+
+
+async def test_infer_cancelled_caller_does_not_break_the_batch(runtime: ModelRuntime) -> None:
+    run = RunRecorder(runtime)
+    async with batcher(run) as batching:
+        run.gate.clear()
+        first = asyncio.create_task(batching.infer(images(1, 0), ("probabilities",)))
+        await wait_for_runs(run, 1)
+        queued = [asyncio.create_task(batching.infer(images(1, i), ("probabilities",))) for i in range(1, 5)]
+        await asyncio.sleep(0.01)
+        queued[1].cancel()  # a client that went away while waiting in the queue
+        first.cancel()  # ... and one that went away during its run
+        run.gate.set()
+        results = await asyncio.gather(*queued, return_exceptions=True)
+        assert isinstance(results[1], asyncio.CancelledError)
+        assert all(result["probabilities"].shape == (1, 10) for i, result in enumerate(results) if i != 1)
+        assert (await batching.infer(images(1, 7), ("probabilities",)))["probabilities"].shape == (1, 10)
+    assert run.sizes == [1, 3, 1]  # the cancelled queued caller was left out of the run
+
+
+async def test_stop_finishes_queued_requests(runtime: ModelRuntime) -> None:
+    run = RunRecorder(runtime)
+    batching = batcher(run)
+    await batching.start()
+    run.gate.clear()
+    tasks = [asyncio.create_task(batching.infer(images(1, i), ("probabilities",))) for i in range(5)]
+    await wait_for_runs(run, 1)
+    stopping = asyncio.create_task(batching.stop())
+    await asyncio.sleep(0.01)
+    assert not stopping.done()  # it waits for the run in flight and the queue behind it
+    run.gate.set()
+    await stopping
+    assert all(task.result()["probabilities"].shape == (1, 10) for task in tasks)
+    with pytest.raises(BatcherClosed):
+        await batching.infer(images(1, 0), ("probabilities",))
+
+
+async def test_stop_leaves_no_task_or_thread_behind(runtime: ModelRuntime) -> None:
+    threads = set(threading.enumerate())
+    async with batcher(RunRecorder(runtime)) as batching:
+        await batching.infer(images(1, 0), ("probabilities",))
+    assert not [task for task in asyncio.all_tasks() if task.get_name() == "mnist-micro-batcher"]
+    assert [t for t in threading.enumerate() if t not in threads and t.name.startswith("mnist-infer")] == []
+
+
+async def test_read_metrics_shows_batch_sizes_and_queue_time(client: httpx.AsyncClient, digit_png: bytes) -> None:
+    posts = [client.post("/predict", files={"file": ("d.png", digit_png)}) for _ in range(16)]
+    assert all(response.status_code == 200 for response in await asyncio.gather(*posts))
+    values = samples((await client.get("/metrics")).text)
+    assert values[("mnist_inference_batch_size_sum", frozenset())] == 16
+    assert values[("mnist_inference_queue_seconds_count", frozenset())] == 16
