@@ -20,19 +20,31 @@ class ModelNotReady(ServiceError):
     status_code = 503
 
 
-def get_settings_of_app(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
+    """The app's settings (for handlers that read their request themselves)."""
     return request.app.state.settings
 
 
-def get_metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
-
-
-def get_predictor(request: Request) -> Predictor:
+def predictor_of(request: Request) -> Predictor:
+    """The app's predictor; ModelNotReady (503) until the lifespan has loaded the model."""
     predictor = request.app.state.predictor
     if predictor is None:
         raise ModelNotReady("the model is not loaded yet: retry in a moment (watch /health/ready)")
     return predictor
+
+
+# NOTE: dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency on a worker thread,
+# a thread hop per dependency per request for what is an attribute lookup.
+async def get_settings_of_app(request: Request) -> Settings:
+    return settings_of(request)
+
+
+async def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+async def get_predictor(request: Request) -> Predictor:
+    return predictor_of(request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
@@ -62,5 +74,11 @@ async def read_images(request: Request, settings: SettingsDep) -> list[Upload]:
 
 ImageUpload = Annotated[Upload, Depends(read_image)]
 ImageUploads = Annotated[list[Upload], Depends(read_images)]
-# Path parameter `layer` of a picture request, checked before the body is read: unknown -> 404.
-PngLayer = Annotated[str, Depends(check_png_layer)]
+
+
+async def png_layer(layer: str) -> str:
+    """Path parameter `layer` of a picture request, checked before the body is read: unknown -> 404."""
+    return check_png_layer(layer)
+
+
+PngLayer = Annotated[str, Depends(png_layer)]

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
-from service.deps import ImageUpload, PngLayer, PredictorDep
+from service.deps import ImageUpload, PngLayer, PredictorDep, predictor_of, read_image, settings_of
 from service.featuremaps import MapFormat
 from service.inference import PNG_LAYERS, parse_layers
 from service.runtime import LAYER_NAMES
-from service.schemas import FeatureMapsResponse, error_responses, image_request_body
+from service.schemas import FeatureMapsResponse, error_responses, image_request_body, json_response
 
 router = APIRouter(prefix="/feature-maps", tags=["feature maps"])
 
@@ -34,12 +34,13 @@ FormatQuery = Annotated[
     responses=error_responses(400, 413, 415, 422, 503),
     openapi_extra=image_request_body("file"),
 )
-async def read_feature_maps(
-    upload: ImageUpload, predictor: PredictorDep, layers: LayersQuery = None, format: FormatQuery = "json"
-) -> Any:
+async def read_feature_maps(request: Request, layers: LayersQuery = None, format: FormatQuery = "json") -> Response:
     """The prediction, the 28x28 input the model saw and the activations of the asked layers."""
-    result = await predictor.feature_maps(upload, parse_layers(layers), format)
-    return JSONResponse(result)  # NOTE: already plain JSON types; skips re-validating ~40k floats
+    predictor = predictor_of(request)
+    asked = parse_layers(layers)  # a bad query fails before the body is read
+    upload = await read_image(request, settings_of(request))
+    # NOTE: already plain JSON types; orjson skips re-validating and re-encoding ~40k floats the slow way
+    return json_response(await predictor.feature_maps(upload, asked, format))
 
 
 @router.post(

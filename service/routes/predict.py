@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
-from fastapi import APIRouter
-
-from service.deps import ImageUpload, ImageUploads, PredictorDep
-from service.schemas import BatchPredictResponse, PredictResponse, error_responses, image_request_body
+from service.deps import predictor_of, read_image, read_images, settings_of
+from service.schemas import (
+    BatchPredictResponse,
+    PredictResponse,
+    error_responses,
+    image_request_body,
+    json_response,
+)
 
 router = APIRouter(prefix="/predict", tags=["predict"])
 
@@ -18,9 +23,13 @@ router = APIRouter(prefix="/predict", tags=["predict"])
     responses=error_responses(400, 413, 415, 422, 503),
     openapi_extra=image_request_body("file"),
 )
-async def predict_digit(upload: ImageUpload, predictor: PredictorDep) -> Any:
+async def predict_digit(request: Request) -> Response:
     """The digit in one image (form field `file`, or the raw image body)."""
-    return (await predictor.predict([upload]))[0]
+    # NOTE: the hot path: no dependency injection or response validation, the body is read by our own
+    # code; openapi_extra and response_model keep /docs exact.
+    predictor = predictor_of(request)
+    upload = await read_image(request, settings_of(request))
+    return json_response((await predictor.predict([upload]))[0])
 
 
 @router.post(
@@ -29,9 +38,11 @@ async def predict_digit(upload: ImageUpload, predictor: PredictorDep) -> Any:
     responses=error_responses(400, 413, 415, 422, 503),
     openapi_extra=image_request_body("files", many=True),
 )
-async def predict_digits(uploads: ImageUploads, predictor: PredictorDep) -> Any:
+async def predict_digits(request: Request) -> Response:
     """The digit in each image (repeated form field `files`), in upload order, from one model run.
 
     If any image is bad, the whole request fails, and the error names the file by index and file name.
     """
-    return {"predictions": await predictor.predict(uploads, name_files=True)}
+    predictor = predictor_of(request)
+    uploads = await read_images(request, settings_of(request))
+    return json_response({"predictions": await predictor.predict(uploads, name_files=True)})
