@@ -43,11 +43,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    path = _shortened(request.url.path)  # NOTE: never echo a 10 KB path back whole
     if exc.status_code == 404:
-        message = f"not found: no endpoint at {request.url.path}; see /docs for the API"
+        message = f"not found: no endpoint at {path}; see /docs for the API"
     elif exc.status_code == 405:
         allowed = exc.headers.get("Allow", "") if exc.headers else ""
-        message = f"method {request.method} not allowed on {request.url.path}; use {allowed or 'another method'}"
+        message = f"method {request.method} not allowed on {path}; use {allowed or 'another method'}"
     else:
         message = str(exc.detail)
     return error_response(exc.status_code, message, headers=exc.headers)
@@ -64,3 +65,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+def _shortened(path: str, limit: int = 100) -> str:
+    return path if len(path) <= limit else path[:limit] + "..."
