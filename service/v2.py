@@ -249,9 +249,28 @@ def _parse_outputs(outputs: object, binary_default: bool) -> dict[str, bool]:
     return asked
 
 
+# Most JSON bytes one pixel value may take ("0.0039215686274509803, " and brackets), plus room for the rest.
+JSON_BYTES_PER_VALUE = 32
+JSON_OVERHEAD_BYTES = 64 * 1024
+
+
+def check_json_size(header: bytes, max_batch: int) -> None:
+    """PayloadTooLarge for a JSON part bigger than max_batch images could need.
+
+    NOTE: parsed JSON costs ~16x its size in Python objects; without this cap a 20 MB body took +330 MiB.
+    """
+    limit = max_batch * math.prod(INPUT_SHAPE) * JSON_BYTES_PER_VALUE + JSON_OVERHEAD_BYTES
+    if len(header) > limit:
+        raise PayloadTooLarge(
+            f"the JSON part of the request is {len(header):,} bytes, more than the {limit:,} that {max_batch} "
+            "images need: send fewer images, or the tensor as binary data (binary_data_size)"
+        )
+
+
 def parse_infer_request(body: bytes, header_length: str | None, *, max_batch: int) -> InferRequest:
     """Parse and check a V2 inference request (JSON, then any binary tensors); BadRequest says what is wrong."""
     header, binary = split_body(body, header_length)
+    check_json_size(header, max_batch)
     request = _load_json(header)
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):

@@ -519,3 +519,10 @@ async def test_infer_compressed_body_inflating_over_the_limit_is_413(client: htt
 def test_split_body_refuses_a_header_length_of_non_ascii_digits() -> None:
     with pytest.raises(BadRequest, match="not a non-negative integer"):
         split_body(b"{}", "\u00b2")  # a superscript 2: isdigit() says yes, int() says no
+
+
+async def test_infer_json_larger_than_the_batch_could_need_is_413(client: httpx.AsyncClient) -> None:
+    body = b'{"inputs":[{"name":"image","shape":[1,784],"datatype":"FP32","data":[' + b"0," * 880_000 + b"0]}]}"
+    response = await client.post(INFER, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert "binary" in response.json()["error"]
