@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
 
 EXAMPLE_MODEL: dict[str, Any] = {"name": "mnist_cnn", "version": "1.0.0", "sha256": "9f2c…e41a"}
 EXAMPLE_PROBABILITIES = [1e-06, 2e-06, 3e-05, 1e-06, 4e-07, 1e-06, 1e-08, 0.99991, 2e-06, 5e-05]
@@ -18,15 +16,6 @@ EXAMPLE_PREDICTION: dict[str, Any] = {
     "model": EXAMPLE_MODEL,
     "timings_ms": EXAMPLE_TIMINGS,
 }
-
-
-def json_response(content: dict[str, Any]) -> Response:
-    """A 200 JSON answer from plain JSON types, encoded by orjson, without re-validation by a response_model.
-
-    The routes still declare their response_model, so /docs shows the schema; the data plane already
-    builds exactly that shape, so validating it again would only cost time on every request.
-    """
-    return Response(orjson.dumps(content), media_type="application/json")
 
 
 class ErrorResponse(BaseModel):

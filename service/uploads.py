@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 # Form parts other than the files allowed in one request. NOTE: the parser runs on the event loop, and a
 # 20 MB body of empty fields (~400,000 parts) kept it busy for seconds; past this count it stops at once.
 MAX_OTHER_PARTS = 16
+# The fast split takes part heads up to this size (a Content-Disposition with a long file name fits).
+_PLAIN_HEAD_BYTES = 1024
 
 HOW_TO_SEND = (
     "send multipart/form-data with the image in field '{field}', "
@@ -44,12 +46,13 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BadRequest(f"Content-Length {declared!r} is not a number")
         if int(declared) > limit:
             raise PayloadTooLarge(_too_large(int(declared), limit))
-    body = bytearray()
+    chunks, size = [], 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:  # chunked bodies (or a lying Content-Length) stop here
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:  # chunked bodies (or a lying Content-Length) stop here
             raise PayloadTooLarge(_too_large(None, limit))
-    return bytes(body)
+    return b"".join(chunks)  # NOTE: one chunk (the usual small upload) comes back as is, not copied
 
 
 def _too_large(size: int | None, limit: int) -> str:
@@ -120,12 +123,58 @@ class _FormCollector:
             self._data = None
 
 
+def _split_plain_form(
+    body: bytes, boundary: bytes, field: str, max_parts: int, max_file_bytes: int
+) -> list[Upload] | None:
+    """The files in field `field` of a plainly built form (what HTTP clients send), split with bytes.find;
+    None for anything else (preamble, epilogue, long or odd headers, a limit reached), which the full
+    parser then reads or refuses with its own message. Twice as fast as the parser on a small upload.
+    """
+    delimiter = b"--" + boundary
+    close = b"\r\n" + delimiter + b"--"
+    end = body.rfind(close)
+    if not body.startswith(delimiter + b"\r\n") or end < 0 or body[end + len(close) :] not in (b"", b"\r\n"):
+        return None
+    separator = b"\r\n" + delimiter
+    if body.count(separator, 0, end) >= max_parts:  # counted before anything is split off
+        return None
+    uploads = []
+    for part in body[len(delimiter) + 2 : end].split(separator + b"\r\n"):
+        head_end = part.find(b"\r\n\r\n", 0, _PLAIN_HEAD_BYTES)
+        if head_end < 0 or separator in part:  # a long head, or a delimiter line with padding
+            return None
+        disposition = None
+        for line in part[:head_end].split(b"\r\n"):
+            name, colon, value = line.partition(b":")
+            if not colon or not name or name != name.strip() or b"\r" in line or b"\n" in line:
+                return None
+            if name.lower() == b"content-disposition":
+                disposition = value.strip()
+        kind, options = parse_options_header(disposition or b"")
+        if kind != b"form-data" or options.get(b"name", b"").decode("latin-1") != field:
+            continue
+        data = part[head_end + 4 :]
+        if len(data) > max_file_bytes:
+            return None
+        filename = options[b"filename"].decode("utf-8", "replace") if b"filename" in options else None
+        uploads.append(Upload(data, filename))
+    return uploads
+
+
 def parse_multipart(body: bytes, content_type: str, *, field: str, max_files: int, max_file_bytes: int) -> list[Upload]:
     """The files in form field `field`, in upload order; BadRequest for a malformed body."""
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadRequest("multipart Content-Type has no boundary: let your HTTP client build the form")
+    plain = _split_plain_form(body, boundary, field, max_files + MAX_OTHER_PARTS, max_file_bytes)
+    if plain is not None and len(plain) <= max_files:
+        return plain
+    return _parse_form(body, boundary, field=field, max_files=max_files, max_file_bytes=max_file_bytes)
+
+
+def _parse_form(body: bytes, boundary: bytes, *, field: str, max_files: int, max_file_bytes: int) -> list[Upload]:
+    # python-multipart: any form, every limit, and the error message for whatever is wrong.
     collector = _FormCollector(field, max_files, max_file_bytes)
     try:
         parser = MultipartParser(boundary, collector.callbacks())

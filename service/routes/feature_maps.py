@@ -10,8 +10,9 @@ from fastapi.responses import Response
 from service.deps import ImageUpload, PngLayer, PredictorDep, predictor_of, read_image, settings_of
 from service.featuremaps import MapFormat
 from service.inference import PNG_LAYERS, parse_layers
+from service.routing import json_response
 from service.runtime import LAYER_NAMES
-from service.schemas import FeatureMapsResponse, error_responses, image_request_body, json_response
+from service.schemas import FeatureMapsResponse, error_responses, image_request_body
 
 router = APIRouter(prefix="/feature-maps", tags=["feature maps"])
 

@@ -6,15 +6,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service.deps import predictor_of, read_image, read_images, settings_of
-from service.schemas import (
-    BatchPredictResponse,
-    PredictResponse,
-    error_responses,
-    image_request_body,
-    json_response,
-)
+from service.routing import LeanRoute, json_response
+from service.schemas import BatchPredictResponse, PredictResponse, error_responses, image_request_body
 
-router = APIRouter(prefix="/predict", tags=["predict"])
+# NOTE: the hot path. LeanRoute: no dependency injection or response validation; the handlers read the
+# body with our own code. openapi_extra and response_model keep /docs exact.
+router = APIRouter(prefix="/predict", tags=["predict"], route_class=LeanRoute)
 
 
 @router.post(
@@ -25,8 +22,6 @@ router = APIRouter(prefix="/predict", tags=["predict"])
 )
 async def predict_digit(request: Request) -> Response:
     """The digit in one image (form field `file`, or the raw image body)."""
-    # NOTE: the hot path: no dependency injection or response validation, the body is read by our own
-    # code; openapi_extra and response_model keep /docs exact.
     predictor = predictor_of(request)
     upload = await read_image(request, settings_of(request))
     return json_response((await predictor.predict([upload]))[0])

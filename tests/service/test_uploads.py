@@ -1,0 +1,70 @@
+"""Reading forms: the fast split of plainly built forms agrees with python-multipart, or steps aside."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from service.uploads import MAX_OTHER_PARTS, Upload, _parse_form, _split_plain_form
+
+BOUNDARY = b"bench7MA4YWxkTrZu0gW"
+
+
+def client_form(files: list[tuple[str, tuple[str, bytes]]], data: dict[str, str] | None = None) -> bytes:
+    """A form body exactly as httpx builds it for a request."""
+    request = httpx.Request("POST", "http://t/", files=files, data=data, headers={})
+    content_type = request.headers["content-type"]
+    body = request.read()
+    return body.replace(content_type.split("boundary=")[1].encode(), BOUNDARY)
+
+
+def both(body: bytes, field: str = "file", max_files: int = 8, max_file_bytes: int = 1000) -> tuple:
+    fast = _split_plain_form(body, BOUNDARY, field, max_files + MAX_OTHER_PARTS, max_file_bytes)
+    full = _parse_form(body, BOUNDARY, field=field, max_files=max_files, max_file_bytes=max_file_bytes)
+    return fast, full
+
+
+@pytest.mark.parametrize(
+    ("files", "data"),
+    [
+        ([("file", ("d.png", b"\x89PNG\r\n\x1a\n..."))], None),
+        ([("file", ("d.png", b""))], None),
+        ([("file", ("dîgït 7.png", b"abc\r\n--not-the-boundary\r\n"))], {"note": "hi"}),
+        ([("files", (f"{i}.png", bytes([i]) * 40)) for i in range(5)], {"a": "1", "b": "2"}),
+        ([("other", ("x.png", b"123")), ("file", ("y.png", b"456"))], None),
+    ],
+)
+def test_split_plain_form_agrees_with_python_multipart(files: list, data: dict | None) -> None:
+    body = client_form(files, data)
+    field = files[0][0] if files[0][0] != "other" else "file"
+    fast, full = both(body, field)
+    assert fast is not None
+    assert fast == full
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'preamble\r\n--%s\r\nContent-Disposition: form-data; name="file"\r\n\r\nx\r\n--%s--\r\n',
+        b'--%s\r\nContent-Disposition: form-data; name="file"\r\n\r\nx\r\n--%s--\r\nepilogue',
+        b'--%s\r\nContent-Disposition: form-data; name="file"\r\n\r\nx\r\n--%s  \r\n\r\ny\r\n--%s--\r\n',
+        b'--%s\r\nContent-Disposition : form-data; name="file"\r\n\r\nx\r\n--%s--\r\n',
+        b'--%s\r\nContent-Disposition: form-data; name="file"\r\n\r\nx',
+        b"--%s\r\nX: " + b"a" * 2000 + b'\r\nContent-Disposition: form-data; name="file"\r\n\r\nx\r\n--%s--\r\n',
+    ],
+)
+def test_split_plain_form_steps_aside_for_unusual_forms(body: bytes) -> None:
+    body = body.replace(b"%s", BOUNDARY)
+    assert _split_plain_form(body, BOUNDARY, "file", 8 + MAX_OTHER_PARTS, 1000) is None
+
+
+def test_split_plain_form_steps_aside_past_the_limits() -> None:
+    many = client_form([("file", (f"{i}.png", b"x")) for i in range(30)])
+    assert _split_plain_form(many, BOUNDARY, "file", 8 + MAX_OTHER_PARTS, 1000) is None
+    big = client_form([("file", ("big.png", b"x" * 1001))])
+    assert _split_plain_form(big, BOUNDARY, "file", 8 + MAX_OTHER_PARTS, 1000) is None
+
+
+def test_split_plain_form_keeps_file_names() -> None:
+    fast, _ = both(client_form([("file", ("seven.png", b"7"))]))
+    assert fast == [Upload(b"7", "seven.png")]
