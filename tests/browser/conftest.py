@@ -4,7 +4,6 @@ and a page that records every console error, page error and CSP violation."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.service.servers import REPO_ROOT, free_port, service_env, start_service, stop, wait_ready
+from tests.service.servers import REPO_ROOT, running_service, service_env
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -54,18 +53,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `python -m service` serving the committed model on a free loopback port."""
     if not (MODEL.exists() and MODEL.with_suffix(".json").exists()):
         pytest.skip(f"the trained model is not committed: {MODEL} and its card are needed")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("web-server") / "server.log"
-    with open(log_path, "w") as log:  # NOTE: a file, not a pipe nobody reads, which would fill and block
-        process = start_service(service_env(MODEL), port, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(process, url)
-    except RuntimeError as err:
-        stop(process)
-        pytest.fail(f"{err}:\n{log_path.read_text()}")
-    yield url
-    stop(process)
+    with running_service(service_env(MODEL), tmp_path_factory.mktemp("web-server")) as running:
+        yield running.url
 
 
 # NOTE: module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread

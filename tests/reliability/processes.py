@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from tests.service.servers import free_port, start_service, stop, wait_ready
+from tests.service.servers import Running, running_service
 
 
 def memory_mib(pid: int) -> dict[str, float]:
@@ -31,13 +29,8 @@ def reset_peak(pid: int) -> bool:
     return True
 
 
-@dataclass
-class LiveService:
-    """A running server: its base URL, its process and its log file."""
-
-    url: str
-    process: subprocess.Popen
-    log_path: Path
+class LiveService(Running):
+    """A running server whose memory the tests read."""
 
     @property
     def pid(self) -> int:
@@ -49,25 +42,9 @@ class LiveService:
     def peak_mib(self) -> float:
         return memory_mib(self.pid)["VmHWM"]
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
 
 @contextmanager
-def launched(env: dict[str, str], directory: Path, *, stop_at_end: bool = True) -> Iterator[LiveService]:
-    """`python -m service` with env on a free loopback port, ready; stopped (SIGTERM, then SIGKILL) at the end."""
-    port = free_port()
-    log_path = directory / f"server-{port}.log"
-    with open(log_path, "w") as log:  # NOTE: a file, not a pipe nobody reads, which would fill and block
-        process = start_service(env, port, stdout=log, stderr=subprocess.STDOUT)
-    service = LiveService(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        wait_ready(process, service.url)
-    except RuntimeError as err:
-        stop(process)
-        raise RuntimeError(f"{err}:\n{service.log()}") from None
-    try:
-        yield service
-    finally:
-        if stop_at_end and process.poll() is None:
-            stop(process)
+def launched(env: dict[str, str], directory: Path) -> Iterator[LiveService]:
+    """`python -m service` with env on a free loopback port, ready; stopped at the end if still up."""
+    with running_service(env, directory) as running:
+        yield LiveService(running.url, running.process, running.log_path)

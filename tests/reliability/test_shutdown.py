@@ -32,7 +32,7 @@ def refuses_connections(service: LiveService) -> bool:
 def test_sigterm_lets_requests_in_flight_finish(random_model: tuple[Path, Path], tmp_path: Path) -> None:
     image = encode(draw_seven(600))
     files = [("files", (f"{i}.png", image, "image/png")) for i in range(64)]  # ~0.3 s of work per batch
-    with launched(service_env(*random_model), tmp_path, stop_at_end=False) as service:
+    with launched(service_env(*random_model), tmp_path) as service:
         finished: list[float] = []
 
         def post(_: int) -> int:
@@ -61,7 +61,7 @@ def test_sigterm_cuts_a_stalled_client_off_after_the_shutdown_timeout(
     random_model: tuple[Path, Path], tmp_path: Path
 ) -> None:
     env = service_env(*random_model, MNIST_SHUTDOWN_TIMEOUT="1")
-    with launched(env, tmp_path, stop_at_end=False) as service:
+    with launched(env, tmp_path) as service:
         address = urlsplit(service.url)
         stalled = socket.create_connection((address.hostname, address.port))
         # Headers promise 100 kB of image; 40 bytes come, then nothing.
@@ -80,7 +80,7 @@ def test_sigterm_cuts_a_stalled_client_off_after_the_shutdown_timeout(
 def test_sigterm_with_idle_keep_alive_connections_exits_promptly(
     random_model: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    with launched(service_env(*random_model), tmp_path, stop_at_end=False) as service:
+    with launched(service_env(*random_model), tmp_path) as service:
         clients = [httpx.Client(base_url=service.url) for _ in range(4)]
         for client in clients:
             assert client.get("/health/live").status_code == 200  # the connection stays open, idle

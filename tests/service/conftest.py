@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from service.config import Settings
 from service.main import create_app
 from tests.service.images import draw_seven, encode
-from tests.service.servers import free_port, service_env, start_service, stop, wait_ready
+from tests.service.servers import running_service, service_env
 
 # Small limits keep the too-large tests quick in-process; the real server keeps the defaults.
 UPLOAD_LIMIT = 200_000
@@ -53,18 +52,8 @@ async def client(settings: Settings, anyio_backend: str) -> AsyncIterator[httpx.
 @pytest.fixture(scope="session")
 def server(random_model: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a real `python -m service` on a free loopback port, ready to serve the random model."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    with open(log_path, "w") as log:  # NOTE: a file, not a pipe nobody reads, which would fill and block
-        process = start_service(service_env(*random_model), port, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(process, base_url)
-    except RuntimeError as err:
-        stop(process)
-        pytest.fail(f"{err}:\n{log_path.read_text()}")
-    yield base_url
-    stop(process)
+    with running_service(service_env(*random_model), tmp_path_factory.mktemp("server")) as running:
+        yield running.url
 
 
 # ---- images ------------------------------------------------------------------------------------------

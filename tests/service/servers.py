@@ -7,6 +7,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +64,38 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@dataclass
+class Running:
+    """A started, ready server: its base URL, its process and the file its output goes to."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def running_service(env: dict[str, str], directory: Path) -> Iterator[Running]:
+    """`python -m service` with env on a free loopback port, ready to serve; stopped at the end if still up.
+
+    RuntimeError with the server's output if it exits or never gets ready.
+    """
+    port = free_port()
+    log_path = directory / f"server-{port}.log"
+    with open(log_path, "w") as log:  # NOTE: a file, not a pipe nobody reads, which would fill and block
+        process = start_service(env, port, stdout=log, stderr=subprocess.STDOUT)
+    running = Running(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        wait_ready(process, running.url)
+    except RuntimeError as err:
+        stop(process)
+        raise RuntimeError(f"{err}:\n{running.log()}") from None
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            stop(process)

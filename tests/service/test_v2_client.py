@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import numpy as np
@@ -13,7 +12,7 @@ from tritonclient.utils import InferenceServerException
 
 from service.runtime import LAYER_NAMES, OUTPUT_SHAPES
 from tests.conftest import mnist_data_dir
-from tests.service.servers import REPO_ROOT, free_port, service_env, start_service, stop, wait_ready
+from tests.service.servers import REPO_ROOT, running_service, service_env
 
 MODEL = REPO_ROOT / "models" / "mnist_cnn.onnx"
 CARD = MODEL.with_suffix(".json")
@@ -25,17 +24,8 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """host:port of a real server on a free loopback port, serving the committed model."""
     if not (MODEL.exists() and CARD.exists()):
         pytest.skip(f"the trained model is not committed yet: {MODEL} and its card are needed")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("v2-server") / "server.log"
-    with open(log_path, "w") as log:
-        process = start_service(service_env(MODEL, CARD), port, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_ready(process, f"http://127.0.0.1:{port}")
-    except RuntimeError as err:
-        stop(process)
-        pytest.fail(f"{err}:\n{log_path.read_text()}")
-    yield f"127.0.0.1:{port}"
-    stop(process)
+    with running_service(service_env(MODEL, CARD), tmp_path_factory.mktemp("v2-server")) as running:
+        yield running.url.removeprefix("http://")
 
 
 @pytest.fixture
