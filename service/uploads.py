@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 MAX_OTHER_PARTS = 16
 # The fast split takes part heads up to this size (a Content-Disposition with a long file name fits).
 _PLAIN_HEAD_BYTES = 1024
+# Header values as HTTP clients write them: read with one regex, not python-multipart's general parser.
+_PLAIN_MULTIPART = re.compile(r"multipart/form-data; boundary=([0-9A-Za-z'()+_,.\-/:=?]{1,70})")
+_PLAIN_DISPOSITION = re.compile(rb'form-data; name="([^"\\]*)"(?:; filename="([^"\\]*)")?')
 
 HOW_TO_SEND = (
     "send multipart/form-data with the image in field '{field}', "
@@ -150,7 +154,7 @@ def _split_plain_form(
                 return None
             if name.lower() == b"content-disposition":
                 disposition = value.strip()
-        kind, options = parse_options_header(disposition or b"")
+        kind, options = _parse_disposition(disposition or b"")
         if kind != b"form-data" or options.get(b"name", b"").decode("latin-1") != field:
             continue
         data = part[head_end + 4 :]
@@ -161,10 +165,26 @@ def _split_plain_form(
     return uploads
 
 
+def _parse_disposition(value: bytes) -> tuple[bytes, dict[bytes, bytes]]:
+    plain = _PLAIN_DISPOSITION.fullmatch(value)
+    if plain is None:  # quoting, escapes, other parameters, another case: the general parser
+        return parse_options_header(value)
+    options = {b"name": plain[1]}
+    if plain[2] is not None:
+        options[b"filename"] = plain[2]
+    return b"form-data", options
+
+
+def _boundary(content_type: str) -> bytes | None:
+    plain = _PLAIN_MULTIPART.fullmatch(content_type)
+    if plain is not None:
+        return plain[1].encode("latin-1")
+    return parse_options_header(content_type)[1].get(b"boundary")
+
+
 def parse_multipart(body: bytes, content_type: str, *, field: str, max_files: int, max_file_bytes: int) -> list[Upload]:
     """The files in form field `field`, in upload order; BadRequest for a malformed body."""
-    _, options = parse_options_header(content_type)
-    boundary = options.get(b"boundary")
+    boundary = _boundary(content_type)
     if not boundary:
         raise BadRequest("multipart Content-Type has no boundary: let your HTTP client build the form")
     plain = _split_plain_form(body, boundary, field, max_files + MAX_OTHER_PARTS, max_file_bytes)

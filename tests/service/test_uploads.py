@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from python_multipart.multipart import parse_options_header
 
-from service.uploads import MAX_OTHER_PARTS, Upload, _parse_form, _split_plain_form
+from service.uploads import MAX_OTHER_PARTS, Upload, _boundary, _parse_disposition, _parse_form, _split_plain_form
 
 BOUNDARY = b"bench7MA4YWxkTrZu0gW"
 
@@ -68,3 +69,27 @@ def test_split_plain_form_steps_aside_past_the_limits() -> None:
 def test_split_plain_form_keeps_file_names() -> None:
     fast, _ = both(client_form([("file", ("seven.png", b"7"))]))
     assert fast == [Upload(b"7", "seven.png")]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'form-data; name="file"; filename="digit0.png"',
+        b'form-data; name="file"',
+        b'form-data; name="fi\\"le"',
+        b"form-data; name=file",
+        b'form-data; name="file"; filename="d\xc3\xaf.png"',
+        b'form-data; name="file"; filename="C:\\photos\\d.png"',
+        b'Form-Data; Name="file"',
+    ],
+)
+def test_parse_disposition_agrees_with_python_multipart(value: bytes) -> None:
+    assert _parse_disposition(value) == parse_options_header(value)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["multipart/form-data; boundary=abc'()+_,-./:=?XYZ", 'multipart/form-data; boundary="q"', "multipart/form-data"],
+)
+def test_boundary_agrees_with_python_multipart(content_type: str) -> None:
+    assert _boundary(content_type) == parse_options_header(content_type)[1].get(b"boundary")
