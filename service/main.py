@@ -18,6 +18,7 @@ from service.handlers import install_error_handlers
 from service.inference import InferenceEngine, Predictor
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import feature_maps, health, metrics, model, predict, v2, web
+from service.routing import HotRoutes
 from service.runtime import ModelRuntime
 from service.security import install_api_keys
 
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for feature in (predict, feature_maps, model, health, metrics, v2, web):
         app.include_router(feature.router)
     install_error_handlers(app)
+    app.add_middleware(HotRoutes, routes=predict.router.routes)  # innermost: keys, CORS and metrics still apply
     install_api_keys(app, settings)  # inside CORS: preflights need no key, 401s get CORS headers
     if settings.cors_origins:
         app.add_middleware(
