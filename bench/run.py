@@ -1,6 +1,6 @@
 """One command: the service and the PyTorch reference side by side, plus memory and cold start.
 
-    .venv/bin/python bench/run.py            # full run, about 6 minutes on 2 cores
+    .venv/bin/python bench/run.py            # full run, about 5 minutes on 2 cores (--rounds 3: 8)
     .venv/bin/python bench/run.py --quick    # a smoke run, about 1 minute
 
 Both servers run on 127.0.0.1 (one uvicorn worker each, access logs off); `wrk` drives them, alternating
@@ -162,7 +162,8 @@ def main() -> None:
                         results[name] = run_wrk(
                             server.base_url, predict, work_dir, connections=concurrency, seconds=seconds, cpus=wrk_cpus
                         )
-                        table.append(row(f"/predict, {name}", concurrency, results[name]))
+                        label = f"/predict, {name}" + (f" (round {round_ + 1})" if args.rounds > 1 else "")
+                        table.append(row(label, concurrency, results[name]))
                     ratios.setdefault(concurrency, []).append(results["service"].rps / results["reference"].rps)
             for label, body in requests.items():
                 if label == "/predict":
@@ -194,7 +195,11 @@ def main() -> None:
         *table,
         "",
         *notes,
-        *(f"- /predict service / reference at c={c}: {statistics.median(r):.1f}x" for c, r in ratios.items()),
+        *(
+            f"- /predict service / reference at c={c}: {statistics.median(r):.1f}x"
+            + (f" (median of rounds: {', '.join(f'{x:.2f}' for x in r)})" if len(r) > 1 else "")
+            for c, r in ratios.items()
+        ),
         "",
         "## Memory and start-up",
         "",
