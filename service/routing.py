@@ -34,7 +34,7 @@ def json_response(content: dict[str, Any]) -> Response:
     The routes still declare their response_model, so /docs shows the schema; the data plane already
     builds exactly that shape, so validating it again would only cost time on every request.
     """
-    return Response(orjson.dumps(content), media_type="application/json")
+    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
 class HotRoutes:
