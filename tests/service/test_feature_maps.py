@@ -10,18 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.anyio
+from tests.conftest import LAYER_SHAPES as SHAPES
 
-SHAPES = {
-    "conv1": [32, 26, 26],
-    "pool1": [32, 13, 13],
-    "conv2": [64, 11, 11],
-    "pool2": [64, 5, 5],
-    "conv3": [128, 3, 3],
-    "flatten": [1152],
-    "logits": [10],
-    "probabilities": [10],
-}
+pytestmark = pytest.mark.anyio
 
 
 def decode_compact(entry: dict) -> np.ndarray:

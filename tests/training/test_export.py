@@ -6,19 +6,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from tests.conftest import LAYER_SHAPES as SHAPES
 from training.export import ParityError, check_parity, export_onnx, sha256_file
 from training.model import OUTPUT_NAMES, MnistCNN
-
-SHAPES = {
-    "probabilities": [10],
-    "logits": [10],
-    "conv1": [32, 26, 26],
-    "pool1": [32, 13, 13],
-    "conv2": [64, 11, 11],
-    "pool2": [64, 5, 5],
-    "conv3": [128, 3, 3],
-    "flatten": [1152],
-}
 
 
 def test_export_has_named_outputs_with_dynamic_batch(random_model):
