@@ -17,26 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.errors import ServiceError
+from service.errors import BatcherClosed, InferenceFailed, ServiceError
 
 log = logging.getLogger(__name__)
 
 Outputs = dict[str, np.ndarray]
 RunModel = Callable[[np.ndarray, Sequence[str]], Outputs]  # images (N, 1, 28, 28) -> named outputs (N, ...)
 Result = Outputs | BaseException
-
-
-class InferenceFailed(ServiceError):
-    """The model run for a batch failed; only that batch's callers get this error."""
-
-    # NOTE: belongs in service/errors.py beside its siblings; kept here until that file gains it.
-    status_code = 500
-
-
-class BatcherClosed(ServiceError):
-    """The server is shutting down (or not started): no new model runs are taken."""
-
-    status_code = 503
 
 
 @dataclass(slots=True)

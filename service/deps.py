@@ -7,17 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.config import Settings
-from service.errors import BadRequest, ServiceError
+from service.errors import BadRequest, ModelNotReady
 from service.inference import Predictor, check_png_layer
 from service.metrics import Metrics
 from service.uploads import Upload, read_uploads
-
-
-class ModelNotReady(ServiceError):
-    """The model is not loaded (yet): the app is starting, or was built without its lifespan."""
-
-    # NOTE: belongs in service/errors.py beside its siblings; kept here until that file gains it.
-    status_code = 503
 
 
 def settings_of(request: Request) -> Settings:

@@ -43,5 +43,23 @@ class UnusableImage(ServiceError):
     status_code = 422
 
 
+class InferenceFailed(ServiceError):
+    """The model run for a batch failed; only that batch's callers get this error."""
+
+    status_code = 500
+
+
+class ModelNotReady(ServiceError):
+    """The model is not loaded (yet): the app is starting, or was built without its lifespan."""
+
+    status_code = 503
+
+
+class BatcherClosed(ServiceError):
+    """The server is shutting down (or not started): no new model runs are taken."""
+
+    status_code = 503
+
+
 class ModelLoadError(Exception):
     """The model file is missing, corrupt, does not match its card or breaks the contract."""

@@ -12,7 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.batching import BatcherClosed, InferenceFailed, MicroBatcher, Outputs
+from service.batching import MicroBatcher, Outputs
+from service.errors import BatcherClosed, InferenceFailed
 from service.inference import InferenceEngine
 from service.runtime import ModelRuntime
 from tests.service.test_model_health_metrics import samples
