@@ -148,7 +148,9 @@ async def sample_rss(pid: int, deadline: float, samples: list[tuple[float, float
 
 
 async def soak(url: str, pid: int | None, duration: float, concurrency: int, seed: int) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # NOTE: keep idle connections for less than uvicorn's 5 s keep-alive: with httpx's default of 5 s too, a
+    # request sent on a connection the server is closing at that instant fails with ReadError (seen once in CI).
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
         with_v2 = (await http.get("/v2")).status_code == 200
         mix = build_mix(with_v2)

@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         log_config=log_config(args.log_level),
         timeout_graceful_shutdown=settings.shutdown_timeout,  # a stalled client cannot hold SIGTERM off
+        # NOTE: uvicorn's default of 5 s races clients that keep idle connections as long: a request sent
+        # as the server closes the connection fails (a ReadError in the soak test, 502s behind a proxy).
+        timeout_keep_alive=settings.keep_alive_timeout,
     )
 
 

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of the server and the service."
     )
+    keep_alive_timeout: int = Field(
+        default=75,
+        ge=1,
+        description="Seconds an idle keep-alive connection stays open; longer than a load balancer's idle timeout "
+        "(often 60 s), so the server never closes a connection a client is about to reuse.",
+    )
     shutdown_timeout: int = Field(
         default=8,
         ge=1,
