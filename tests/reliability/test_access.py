@@ -12,9 +12,9 @@ import pytest
 from pydantic import SecretStr
 
 from service.config import Settings
-from service.main import create_app
 from service.security import ApiKeys, presented_keys
 from tests.reliability.processes import launched
+from tests.service.clients import in_process_client
 from tests.service.servers import service_env
 
 pytestmark = pytest.mark.anyio
@@ -54,11 +54,8 @@ def keyed(settings: Settings, **changes: object) -> Settings:
 @pytest.fixture
 def make_client(anyio_backend: str) -> Callable[[Settings], AsyncIterator[httpx.AsyncClient]]:
     async def make(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                yield client
+        async with in_process_client(settings) as client:
+            yield client
 
     return make
 
@@ -66,11 +63,8 @@ def make_client(anyio_backend: str) -> Callable[[Settings], AsyncIterator[httpx.
 @pytest.fixture
 async def keyed_client(settings: Settings, anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
     """An app with two API keys configured."""
-    app = create_app(keyed(settings))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    async with in_process_client(keyed(settings)) as client:
+        yield client
 
 
 def assert_unauthorized(response: httpx.Response, *words: str) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from service.config import Settings
-from service.main import create_app
+from tests.service.clients import in_process_client
 from tests.service.images import draw_seven, encode
 from tests.service.servers import running_service, service_env
 
@@ -39,11 +39,8 @@ def settings(random_model: tuple[Path, Path]) -> Settings:
 @pytest.fixture
 async def client(settings: Settings, anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of an app whose lifespan (model loading) has run."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    async with in_process_client(settings) as client:
+        yield client
 
 
 # ---- a real server -----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from service.config import Settings
-from service.main import create_app
+from tests.service.clients import in_process_client
 
 pytestmark = pytest.mark.anyio
 
@@ -48,17 +48,14 @@ async def test_cors_is_off_by_default(client: httpx.AsyncClient) -> None:
 
 
 async def test_cors_allows_configured_origin(settings: Settings, digit_png: bytes) -> None:
-    app = create_app(settings.model_copy(update={"cors_origins": ["http://page.example"]}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            preflight = await client.options(
-                "/predict",
-                headers={"Origin": "http://page.example", "Access-Control-Request-Method": "POST"},
-            )
-            answer = await client.post(
-                "/predict", files={"file": ("d.png", digit_png)}, headers={"Origin": "http://page.example"}
-            )
+    async with in_process_client(settings.model_copy(update={"cors_origins": ["http://page.example"]})) as client:
+        preflight = await client.options(
+            "/predict",
+            headers={"Origin": "http://page.example", "Access-Control-Request-Method": "POST"},
+        )
+        answer = await client.post(
+            "/predict", files={"file": ("d.png", digit_png)}, headers={"Origin": "http://page.example"}
+        )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "http://page.example"
     assert answer.headers["access-control-allow-origin"] == "http://page.example"

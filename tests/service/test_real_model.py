@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from service.config import Settings
-from service.main import create_app
 from tests.conftest import mnist_data_dir
+from tests.service.clients import in_process_client
 from tests.service.images import IMAGE_KINDS
 from tests.service.servers import REPO_ROOT
 
@@ -54,11 +54,8 @@ async def real_client(anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of the app serving the committed model."""
     if not (MODEL.exists() and CARD.exists()):
         pytest.skip(f"the trained model is not committed yet: {MODEL} and its card {CARD.name} are needed")
-    app = create_app(Settings(model_path=MODEL, max_batch_files=BATCH))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    async with in_process_client(Settings(model_path=MODEL, max_batch_files=BATCH)) as client:
+        yield client
 
 
 async def test_predict_digits_on_mnist_test_set_matches_card_accuracy(

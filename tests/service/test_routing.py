@@ -7,7 +7,7 @@ import pytest
 from pydantic import SecretStr
 
 from service.config import Settings
-from service.main import create_app
+from tests.service.clients import in_process_client
 from tests.service.test_model_health_metrics import samples
 
 pytestmark = pytest.mark.anyio
@@ -35,25 +35,17 @@ async def test_predict_digit_with_get_is_still_405(client: httpx.AsyncClient) ->
 
 
 async def test_predict_digit_still_needs_a_configured_key(settings: Settings, digit_png: bytes) -> None:
-    app = create_app(settings.model_copy(update={"api_keys": [SecretStr("k" * 32)]}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            refused = await client.post("/predict", files={"file": ("d.png", digit_png)})
-            allowed = await client.post(
-                "/predict", files={"file": ("d.png", digit_png)}, headers={"X-API-Key": "k" * 32}
-            )
+    async with in_process_client(settings.model_copy(update={"api_keys": [SecretStr("k" * 32)]})) as client:
+        refused = await client.post("/predict", files={"file": ("d.png", digit_png)})
+        allowed = await client.post("/predict", files={"file": ("d.png", digit_png)}, headers={"X-API-Key": "k" * 32})
     assert refused.status_code == 401
     assert allowed.status_code == 200
 
 
 async def test_predict_digit_answers_cors_for_a_configured_origin(settings: Settings, digit_png: bytes) -> None:
-    app = create_app(settings.model_copy(update={"cors_origins": ["https://digits.example"]}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.post(
-                "/predict", files={"file": ("d.png", digit_png)}, headers={"Origin": "https://digits.example"}
-            )
+    async with in_process_client(settings.model_copy(update={"cors_origins": ["https://digits.example"]})) as client:
+        response = await client.post(
+            "/predict", files={"file": ("d.png", digit_png)}, headers={"Origin": "https://digits.example"}
+        )
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "https://digits.example"

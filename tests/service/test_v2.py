@@ -20,6 +20,7 @@ from service.main import create_app
 from service.runtime import LAYER_NAMES, OUTPUT_SHAPES, ModelRuntime
 from service.v2 import split_body
 from tests.conftest import mnist_data_dir
+from tests.service.clients import in_process_client
 from tests.service.servers import REPO_ROOT
 
 pytestmark = pytest.mark.anyio
@@ -62,9 +63,7 @@ async def real_client(anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of the app serving the committed, trained model."""
     if not MODEL.exists():
         pytest.skip(f"the trained model is not committed yet: {MODEL}")
-    app = create_app(Settings(model_path=MODEL, max_batch_files=MAX_BATCH))
-    transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with in_process_client(Settings(model_path=MODEL, max_batch_files=MAX_BATCH)) as client:
         yield client
 
 
