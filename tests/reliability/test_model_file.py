@@ -56,7 +56,6 @@ def test_model_file_deleted_then_overwritten_while_serving(
         code, stderr = restart_refusal(model, card)
         assert code == 1 and len(stderr.strip().splitlines()) == 1
         assert "refusing to start" in stderr and "sha256" in stderr and "corrupt" in stderr
-    assert service.process.returncode is not None
 
 
 def test_model_and_card_replaced_while_serving_take_effect_on_restart(
