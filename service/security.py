@@ -29,7 +29,7 @@ OPEN_PATHS = re.compile(
     | /v2 | /v2/models/[^/]+(/versions/[^/]+)?(/ready)?
     | /model
     | / | /static/[^/]+ | /favicon\.ico
-    | /docs | /docs/oauth2-redirect | /redoc | /openapi\.json
+    | /docs | /docs/oauth2-redirect | /docs/assets/[^/]+ | /redoc | /redoc/logo-mini\.svg | /openapi\.json
     """,
     re.VERBOSE,
 )
