@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from anyio import fail_after, wait_all_tasks_blocked
 
 from service.batching import MicroBatcher, Outputs
 from service.errors import BatcherClosed, InferenceFailed
@@ -19,6 +20,12 @@ from service.runtime import ModelRuntime
 from tests.service.test_model_health_metrics import samples
 
 pytestmark = pytest.mark.anyio
+
+# NOTE: nothing here synchronises on the clock. `await wait_all_tasks_blocked()` returns once every other task
+# waits (a caller for its result, the batcher's task for a run or for company), so the callers just started
+# have queued; RunRecorder.started() waits for a run to begin on the worker thread. "Does not wait out the
+# delay" is tested with a delay of 30 s and 10 s allowed for what takes milliseconds.
+LONG_DELAY = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -36,29 +43,34 @@ class RunRecorder:
     def __init__(self, runtime: ModelRuntime) -> None:
         self.runtime = runtime
         self.sizes: list[int] = []
+        self._started = threading.Condition()  # notified as each run starts, on the worker thread
         self.gate = threading.Event()
         self.gate.set()  # clear() it to hold runs until set() again
         self.fail_next = False
 
     def __call__(self, batch: np.ndarray, outputs: Sequence[str]) -> Outputs:
-        self.sizes.append(len(batch))
-        self.gate.wait(timeout=10)
+        with self._started:
+            self.sizes.append(len(batch))
+            self._started.notify_all()
+        if not self.gate.wait(timeout=60):  # a failed test must not hang the worker thread for ever
+            raise RuntimeError("the test never opened the gate")
         if self.fail_next:
             self.fail_next = False
             raise RuntimeError("onnxruntime exploded")
         return self.runtime.run(batch, outputs)
 
+    async def started(self, count: int) -> None:
+        """Wait, off the event loop, until `count` runs have started."""
+
+        def wait() -> bool:
+            with self._started:
+                return self._started.wait_for(lambda: len(self.sizes) >= count, timeout=60)
+
+        assert await asyncio.to_thread(wait), f"only {len(self.sizes)} runs started"
+
 
 def batcher(run: RunRecorder, *, size: int = 64, delay: float = 0.0) -> MicroBatcher:
     return MicroBatcher(run, max_batch_size=size, max_delay=delay)
-
-
-async def wait_for_runs(run: RunRecorder, count: int) -> None:
-    for _ in range(1000):
-        if len(run.sizes) >= count:
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"only {len(run.sizes)} runs started")
 
 
 async def test_infer_gives_concurrent_callers_their_own_results(runtime: ModelRuntime) -> None:
@@ -80,9 +92,9 @@ async def test_infer_forms_batches_under_concurrency(runtime: ModelRuntime) -> N
     async with batcher(run) as batching:
         run.gate.clear()  # the first run stalls; everyone else queues behind it
         first = asyncio.create_task(batching.infer(images(1, 0), ("probabilities",)))
-        await wait_for_runs(run, 1)
+        await run.started(1)
         rest = [asyncio.create_task(batching.infer(images(1, i), ("probabilities",))) for i in range(1, 32)]
-        await asyncio.sleep(0.01)
+        await wait_all_tasks_blocked()  # all 31 queued
         run.gate.set()
         await asyncio.gather(first, *rest)
     assert run.sizes == [1, 31]
@@ -93,10 +105,10 @@ async def test_infer_keeps_runs_within_max_batch_size(runtime: ModelRuntime) -> 
     async with batcher(run, size=4) as batching:
         run.gate.clear()
         first = asyncio.create_task(batching.infer(images(1, 0), ("probabilities",)))
-        await wait_for_runs(run, 1)
+        await run.started(1)
         counts = [1, 2, 3, 1, 1, 6, 2]  # the request of 6 is over the limit: it runs alone, never split
         rest = [asyncio.create_task(batching.infer(images(n, i), ("probabilities",))) for i, n in enumerate(counts)]
-        await asyncio.sleep(0.01)
+        await wait_all_tasks_blocked()  # all queued, in this order
         run.gate.set()
         results = await asyncio.gather(first, *rest)
     assert [len(result["probabilities"]) for result in results[1:]] == counts
@@ -105,34 +117,35 @@ async def test_infer_keeps_runs_within_max_batch_size(runtime: ModelRuntime) -> 
 
 async def test_infer_alone_does_not_wait_for_the_delay(runtime: ModelRuntime) -> None:
     run = RunRecorder(runtime)
-    async with batcher(run, delay=0.5) as batching:
-        start = time.perf_counter()
-        await batching.infer(images(1, 0), ("probabilities",))
-        assert time.perf_counter() - start < 0.25
+    async with batcher(run, delay=LONG_DELAY) as batching:
+        with fail_after(LONG_DELAY / 3):  # the run takes milliseconds; waiting for company would take 30 s
+            await batching.infer(images(1, 0), ("probabilities",))
+    assert run.sizes == [1]
 
 
 async def test_infer_waits_at_most_the_delay_for_company(runtime: ModelRuntime) -> None:
     run = RunRecorder(runtime)
-    async with batcher(run, delay=0.1) as batching:
+    delay = 0.5
+    async with batcher(run, delay=delay) as batching:
         start = time.perf_counter()
-        # Two callers queued together: their run waits up to 0.1 s for a third, which never comes.
+        # Two callers queued together: their run waits up to the delay for a third, which never comes.
         await asyncio.gather(*(batching.infer(images(1, i), ("probabilities",)) for i in range(2)))
         elapsed = time.perf_counter() - start
     assert run.sizes == [2]
-    assert 0.09 <= elapsed < 0.6
+    # The run's deadline is set after `start`, so the floor is exact; the ceiling allows ten times the delay.
+    assert delay <= elapsed < 10 * delay
 
 
 async def test_infer_takes_late_arrivals_within_the_delay(runtime: ModelRuntime) -> None:
     run = RunRecorder(runtime)
-    async with batcher(run, size=3, delay=2.0) as batching:
-        start = time.perf_counter()
+    async with batcher(run, size=3, delay=LONG_DELAY) as batching:
         pair = [asyncio.create_task(batching.infer(images(1, i), ("probabilities",))) for i in range(2)]
-        await asyncio.sleep(0.05)
+        await wait_all_tasks_blocked()  # the pair's run has begun waiting for company
+        assert run.sizes == []
         third = asyncio.create_task(batching.infer(images(1, 2), ("probabilities",)))
-        await asyncio.gather(*pair, third)  # the third fills the run: no waiting out the 2 s
-        elapsed = time.perf_counter() - start
+        with fail_after(LONG_DELAY / 3):  # the third fills the run: no waiting out the 30 s
+            await asyncio.gather(*pair, third)
     assert run.sizes == [3]
-    assert elapsed < 1.0
 
 
 async def test_infer_error_fails_only_its_batch(runtime: ModelRuntime) -> None:
@@ -163,9 +176,9 @@ async def test_infer_cancelled_caller_does_not_break_the_batch(runtime: ModelRun
     async with batcher(run) as batching:
         run.gate.clear()
         first = asyncio.create_task(batching.infer(images(1, 0), ("probabilities",)))
-        await wait_for_runs(run, 1)
+        await run.started(1)
         queued = [asyncio.create_task(batching.infer(images(1, i), ("probabilities",))) for i in range(1, 5)]
-        await asyncio.sleep(0.01)
+        await wait_all_tasks_blocked()  # all four queued behind the stalled run
         queued[1].cancel()  # a client that went away while waiting in the queue
         first.cancel()  # ... and one that went away during its run
         run.gate.set()
@@ -182,10 +195,10 @@ async def test_stop_finishes_queued_requests(runtime: ModelRuntime) -> None:
     await batching.start()
     run.gate.clear()
     tasks = [asyncio.create_task(batching.infer(images(1, i), ("probabilities",))) for i in range(5)]
-    await wait_for_runs(run, 1)
+    await run.started(1)
     stopping = asyncio.create_task(batching.stop())
-    await asyncio.sleep(0.01)
-    assert not stopping.done()  # it waits for the run in flight and the queue behind it
+    await wait_all_tasks_blocked()  # everything that can move has moved ...
+    assert not stopping.done()  # ... and stop still waits for the run in flight and the queue behind it
     run.gate.set()
     await stopping
     assert all(task.result()["probabilities"].shape == (1, 10) for task in tasks)
