@@ -66,7 +66,6 @@ async def read_images(request: Request, settings: SettingsDep) -> list[Upload]:
 
 
 ImageUpload = Annotated[Upload, Depends(read_image)]
-ImageUploads = Annotated[list[Upload], Depends(read_images)]
 
 
 async def png_layer(layer: str) -> str:

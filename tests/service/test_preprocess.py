@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import resource
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+from service.config import Settings
 from service.errors import BadRequest, ServiceError, UnsupportedImage, UnusableImage
-from service.preprocess import decode_image, mnist_recipe, prepare_digit
+from service.preprocess import mnist_recipe, prepare_digit
+from tests.conftest import mnist_data_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MNIST_DIR = Path(os.environ.get("MNIST_DATA_DIR", REPO_ROOT.parent / "shared" / "datasets" / "mnist"))
+# The limit a server has unless MNIST_MAX_IMAGE_PIXELS says otherwise.
+DEFAULT_MAX_PIXELS: int = Settings.model_fields["max_image_pixels"].default
+
+
+def prepare(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """prepare_digit at the service's default pixel limit."""
+    return prepare_digit(data, max_pixels=max_pixels)
 
 
 # --- images made in memory --------------------------------------------------------------------------
@@ -98,7 +103,7 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 def read_mnist_test_images(count: int) -> np.ndarray:
-    path = MNIST_DIR / "t10k-images-idx3-ubyte.gz"
+    path = mnist_data_dir() / "t10k-images-idx3-ubyte.gz"
     if not path.exists():
         pytest.skip(f"MNIST test images not found at {path} (set MNIST_DATA_DIR)")
     with gzip.open(path) as file:
@@ -120,20 +125,20 @@ def assert_shows_seven(output: np.ndarray) -> None:
 
 def test_prepare_digit_keeps_mnist_like_png_unchanged() -> None:
     digit = mnist_like()
-    output = prepare_digit(encode(Image.fromarray(digit)))
+    output = prepare(encode(Image.fromarray(digit)))
     np.testing.assert_array_equal(output, digit.astype(np.float32) / 255)
 
 
 def test_prepare_digit_keeps_real_mnist_test_images_unchanged() -> None:
     images = read_mnist_test_images(100)
     for image in images:
-        output = prepare_digit(encode(Image.fromarray(image)))
+        output = prepare(encode(Image.fromarray(image)))
         np.testing.assert_allclose(output, image.astype(np.float32) / 255, atol=1e-6)
 
 
 def test_prepare_digit_inverts_black_on_white_mnist_like_png() -> None:
     digit = mnist_like()
-    output = prepare_digit(encode(Image.fromarray(255 - digit)))
+    output = prepare(encode(Image.fromarray(255 - digit)))
     np.testing.assert_allclose(output, digit.astype(np.float32) / 255, atol=1e-6)
 
 
@@ -152,19 +157,19 @@ def photo_of_seven(width: int = 400, height: int = 300, offset: tuple[int, int] 
 
 
 def test_prepare_digit_turns_dark_ink_on_light_paper_white_on_black() -> None:
-    output = prepare_digit(photo_of_seven())
+    output = prepare(photo_of_seven())
     assert output[0].max() == 0 and output[-1].max() == 0  # black background, no paper left
     assert_shows_seven(output)
 
 
 def test_prepare_digit_centres_off_centre_digit_by_mass() -> None:
-    output = prepare_digit(photo_of_seven())
+    output = prepare(photo_of_seven())
     row, col = centre_of_mass(output)
     assert abs(row - 14) <= 1.0 and abs(col - 14) <= 1.0
 
 
 def test_prepare_digit_scales_longest_side_to_twenty_pixels() -> None:
-    output = prepare_digit(photo_of_seven())
+    output = prepare(photo_of_seven())
     assert 18 <= max(ink_box(output)) <= 21
 
 
@@ -172,11 +177,11 @@ def test_prepare_digit_enlarges_small_digit_to_twenty_pixels() -> None:
     small = ink_on_paper(SEVEN.resize((12, 12), Image.Resampling.BOX))
     canvas = Image.new("L", (64, 64), 255)
     canvas.paste(small, (5, 40))
-    assert 18 <= max(ink_box(prepare_digit(encode(canvas)))) <= 21
+    assert 18 <= max(ink_box(prepare(encode(canvas)))) <= 21
 
 
 def test_prepare_digit_ignores_gradient_on_blank_paper_beside_digit() -> None:
-    output = prepare_digit(photo_of_seven())
+    output = prepare(photo_of_seven())
     assert correlation(output, SEVEN_REFERENCE) > 0.95
 
 
@@ -203,12 +208,12 @@ def rgba_strokes(stroke: tuple[int, int, int], hidden: tuple[int, int, int]) -> 
 def test_prepare_digit_reads_rgba_canvas_strokes_on_transparent_background(
     stroke: tuple[int, int, int], hidden: tuple[int, int, int]
 ) -> None:
-    assert_shows_seven(prepare_digit(encode(rgba_strokes(stroke, hidden))))
+    assert_shows_seven(prepare(encode(rgba_strokes(stroke, hidden))))
 
 
 def test_prepare_digit_reads_la_strokes_on_transparent_background() -> None:
     image = Image.merge("LA", (Image.new("L", SEVEN.size, 0), SEVEN))
-    assert_shows_seven(prepare_digit(encode(image)))
+    assert_shows_seven(prepare(encode(image)))
 
 
 def palette_seven() -> Image.Image:
@@ -222,16 +227,16 @@ def palette_seven() -> Image.Image:
 def test_prepare_digit_reads_palette_png_with_transparency() -> None:
     image = palette_seven()
     image.putpalette([0, 0, 0, 0, 0, 0])  # paper now as black as the ink: only transparency tells
-    assert_shows_seven(prepare_digit(encode(image, transparency=0)))
+    assert_shows_seven(prepare(encode(image, transparency=0)))
 
 
 def test_prepare_digit_reads_palette_png_without_transparency() -> None:
-    assert_shows_seven(prepare_digit(encode(palette_seven())))
+    assert_shows_seven(prepare(encode(palette_seven())))
 
 
 def test_prepare_digit_reads_one_bit_image() -> None:
     image = ink_on_paper(SEVEN).point(lambda value: 255 if value > 127 else 0).convert("1")
-    assert_shows_seven(prepare_digit(encode(image)))
+    assert_shows_seven(prepare(encode(image)))
 
 
 def test_prepare_digit_scales_sixteen_bit_png_instead_of_clipping() -> None:
@@ -239,36 +244,32 @@ def test_prepare_digit_scales_sixteen_bit_png_instead_of_clipping() -> None:
     values = 40000 - (np.asarray(SEVEN, dtype=np.float32) / 255 * 38000)
     image = Image.fromarray(values.astype(np.uint16))
     assert image.mode == "I;16"
-    assert_shows_seven(prepare_digit(encode(image)))
+    assert_shows_seven(prepare(encode(image)))
 
 
 def test_prepare_digit_reads_float_tiff() -> None:
     image = Image.fromarray(1.0 - np.asarray(SEVEN, dtype=np.float32) / 255)  # mode F, 0..1
-    assert_shows_seven(prepare_digit(encode(image, "TIFF")))
+    assert_shows_seven(prepare(encode(image, "TIFF")))
 
 
 def test_prepare_digit_reads_cmyk_jpeg() -> None:
     black = Image.merge("CMYK", (*[Image.new("L", SEVEN.size, 0)] * 3, SEVEN))
-    assert_shows_seven(prepare_digit(encode(black, "JPEG", quality=95)))
+    assert_shows_seven(prepare(encode(black, "JPEG", quality=95)))
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "BMP", "WEBP", "TIFF", "GIF", "PNG"])
 def test_prepare_digit_reads_rgb_in_each_format(fmt: str) -> None:
     image = Image.merge("RGB", [ink_on_paper(SEVEN)] * 3)
-    assert_shows_seven(prepare_digit(encode(image, fmt)))
+    assert_shows_seven(prepare(encode(image, fmt)))
 
 
 def test_prepare_digit_uses_first_frame_of_animated_gif() -> None:
     first, second = ink_on_paper(SEVEN), ink_on_paper(bar_mask())
     data = encode(first, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
     Image.open(io.BytesIO(data)).seek(1)  # the GIF really holds a second frame (EOFError otherwise)
-    output = prepare_digit(data)
+    output = prepare(data)
     assert_shows_seven(output)
     assert correlation(output, reference(bar_mask())) < 0.5
-
-
-def test_decode_image_returns_grayscale() -> None:
-    assert decode_image(encode(rgba_strokes((200, 30, 30), (0, 0, 0)))).mode == "L"
 
 
 # --- EXIF orientation -------------------------------------------------------------------------------
@@ -285,14 +286,14 @@ def stored_sideways_bar() -> tuple[Image.Image, Image.Exif]:
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_prepare_digit_turns_image_upright_by_exif_orientation(fmt: str) -> None:
     stored, exif = stored_sideways_bar()
-    height, width = ink_box(prepare_digit(encode(stored, fmt, exif=exif)))
+    height, width = ink_box(prepare(encode(stored, fmt, exif=exif)))
     assert height > 2 * width
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 def test_prepare_digit_keeps_image_as_stored_when_exif_is_broken() -> None:
     stored, _ = stored_sideways_bar()
-    height, width = ink_box(prepare_digit(encode(stored, "JPEG", exif=b"Exif\x00\x00MM\x00*garbage")))
+    height, width = ink_box(prepare(encode(stored, "JPEG", exif=b"Exif\x00\x00MM\x00*garbage")))
     assert width > 2 * height
 
 
@@ -301,30 +302,30 @@ def test_prepare_digit_keeps_image_as_stored_when_exif_is_broken() -> None:
 
 def test_prepare_digit_rejects_blank_image() -> None:
     with pytest.raises(UnusableImage, match="no digit found"):
-        prepare_digit(encode(Image.new("L", (64, 64), 255)))
+        prepare(encode(Image.new("L", (64, 64), 255)))
 
 
 def test_prepare_digit_rejects_uniform_grey_image() -> None:
     with pytest.raises(UnusableImage, match="no digit found"):
-        prepare_digit(encode(Image.new("RGB", (64, 48), (128, 128, 128)), "JPEG"))
+        prepare(encode(Image.new("RGB", (64, 48), (128, 128, 128)), "JPEG"))
 
 
 def test_prepare_digit_rejects_photo_of_blank_paper() -> None:
     noise = np.random.default_rng(1).normal(0.85, 0.03, (240, 320))
     paper = Image.fromarray(np.clip(noise * 255, 0, 255).astype(np.uint8))
     with pytest.raises(UnusableImage, match="no digit found"):
-        prepare_digit(encode(paper, "JPEG"))
+        prepare(encode(paper, "JPEG"))
 
 
 def test_prepare_digit_rejects_pure_noise() -> None:
     noise = np.random.default_rng(4).integers(0, 256, (40, 40), dtype=np.uint8)
     with pytest.raises(UnusableImage, match="no digit found"):
-        prepare_digit(encode(Image.fromarray(noise)))
+        prepare(encode(Image.fromarray(noise)))
 
 
 def test_prepare_digit_rejects_empty_upload() -> None:
     with pytest.raises(BadRequest, match="empty upload"):
-        prepare_digit(b"")
+        prepare(b"")
 
 
 @pytest.mark.parametrize(
@@ -334,12 +335,12 @@ def test_prepare_digit_rejects_empty_upload() -> None:
 )
 def test_prepare_digit_rejects_bytes_that_are_no_image(data: bytes) -> None:
     with pytest.raises(UnsupportedImage, match="PNG, JPEG, GIF, BMP, WebP or TIFF"):
-        prepare_digit(data)
+        prepare(data)
 
 
 def test_prepare_digit_rejects_format_outside_the_supported_list() -> None:
     with pytest.raises(UnsupportedImage):
-        prepare_digit(encode(ink_on_paper(SEVEN), "PPM"))  # Pillow reads PPM, the service does not
+        prepare(encode(ink_on_paper(SEVEN), "PPM"))  # Pillow reads PPM, the service does not
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
@@ -347,7 +348,7 @@ def test_prepare_digit_rejects_truncated_image_with_service_error(fmt: str) -> N
     noise = np.random.default_rng(3).integers(0, 256, (200, 200), dtype=np.uint8)
     data = encode(Image.fromarray(noise), fmt)
     with pytest.raises(ServiceError) as caught:
-        prepare_digit(data[: len(data) // 2])
+        prepare(data[: len(data) // 2])
     assert not isinstance(caught.value, OSError)
     assert "truncated or corrupt" in str(caught.value)
 
@@ -356,29 +357,29 @@ def test_prepare_digit_rejects_decompression_bomb_header_before_decoding() -> No
     data = png_header_only(50_000, 50_000)  # 2.5 gigapixels declared in 67 bytes
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     with pytest.raises(UnusableImage, match="2,500,000,000 pixels"):
-        prepare_digit(data)
+        prepare(data)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 100_000  # no 2.5 GB frame
 
 
 @pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
 def test_prepare_digit_rejects_header_when_pillow_bomb_warning_is_an_error() -> None:
     with pytest.raises(UnusableImage, match="100,000,000 pixels"):
-        prepare_digit(png_header_only(10_000, 10_000))  # over Image.MAX_IMAGE_PIXELS: Pillow warns
+        prepare(png_header_only(10_000, 10_000))  # over Image.MAX_IMAGE_PIXELS: Pillow warns
 
 
 def test_prepare_digit_rejects_header_over_default_pixel_limit() -> None:
     with pytest.raises(UnusableImage, match="7000x7000"):
-        prepare_digit(png_header_only(7000, 7000))  # 49 MP: under Pillow's own guard, over ours
+        prepare(png_header_only(7000, 7000))  # 49 MP: under Pillow's own guard, over ours
 
 
 def test_prepare_digit_rejects_image_over_given_max_pixels() -> None:
     with pytest.raises(UnusableImage, match="over the limit of 5,000 pixels"):
-        prepare_digit(encode(ink_on_paper(SEVEN)), max_pixels=5_000)
+        prepare(encode(ink_on_paper(SEVEN)), max_pixels=5_000)
 
 
 def test_prepare_digit_rejects_zero_width_header() -> None:
     with pytest.raises(ServiceError):
-        prepare_digit(png_header_only(0, 10))
+        prepare(png_header_only(0, 10))
 
 
 def test_mnist_recipe_rejects_non_2d_array() -> None:
@@ -405,7 +406,7 @@ def contract_inputs() -> list[bytes]:
 
 @pytest.mark.parametrize("data", contract_inputs())
 def test_prepare_digit_returns_float32_28x28_in_unit_range(data: bytes) -> None:
-    output = prepare_digit(data)
+    output = prepare(data)
     assert output.dtype == np.float32
     assert output.shape == (28, 28)
     assert output.min() >= 0.0 and output.max() <= 1.0
