@@ -30,7 +30,6 @@ from bench import servers  # noqa: E402
 from bench.load import DIGIT_PNG, Body, Result, bodies, run_wrk  # noqa: E402
 
 SERVICE_PORT, REFERENCE_PORT = 18080, 18081
-MIB = 1024 * 1024
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,19 +67,21 @@ def cold_starts(runs: int, cpus: str | None, work_dir: Path) -> list[float]:
     return times
 
 
-def memory_flatness(first: int, total: int, cpus: str | None, wrk_cpus: str | None, work_dir: Path) -> tuple[int, int]:
-    """RSS of a fresh service after its first `first` /predict requests, and after `total` (c=32)."""
+def memory_flatness(
+    first: int, total: int, cpus: str | None, wrk_cpus: str | None, work_dir: Path
+) -> tuple[float, float]:
+    """RSS (MiB) of a fresh service after its first `first` /predict requests, and after `total` (c=32)."""
     server = servers.service(SERVICE_PORT, cpus)
     server.start(work_dir)
     body = bodies(DIGIT_PNG.read_bytes())["/predict"]
     try:
-        done = run_wrk(server.base_url, body, work_dir, connections=32, seconds=600, cpus=wrk_cpus, limit=first)
-        after_first = server.rss_bytes()
+        done = run_wrk(server.url, body, work_dir, connections=32, seconds=600, cpus=wrk_cpus, limit=first)
+        after_first = server.rss_mib()
         rest = run_wrk(
-            server.base_url, body, work_dir, connections=32, seconds=600, cpus=wrk_cpus, limit=total - done.requests
+            server.url, body, work_dir, connections=32, seconds=600, cpus=wrk_cpus, limit=total - done.requests
         )
         log(f"memory phase: {done.requests} + {rest.requests} requests, {rest.non_2xx + done.non_2xx} non-2xx")
-        return after_first, server.rss_bytes()
+        return after_first, server.rss_mib()
     finally:
         server.stop()
 
@@ -90,8 +91,8 @@ def workers_cell(body: Body, seconds: float, work_dir: Path) -> Result:
     server = servers.service(SERVICE_PORT, None, workers=2)
     server.start(work_dir)
     try:
-        run_wrk(server.base_url, body, work_dir, connections=8, seconds=2, cpus=None)  # warm both workers
-        return run_wrk(server.base_url, body, work_dir, connections=32, seconds=seconds, cpus=None)
+        run_wrk(server.url, body, work_dir, connections=8, seconds=2, cpus=None)  # warm both workers
+        return run_wrk(server.url, body, work_dir, connections=32, seconds=seconds, cpus=None)
     finally:
         server.stop()
 
@@ -151,7 +152,7 @@ def main() -> None:
         try:
             for name, server in (("service", service), ("reference", reference)):
                 log(f"warming up {name}")
-                run_wrk(server.base_url, requests["/predict"], work_dir, connections=8, seconds=2, cpus=wrk_cpus)
+                run_wrk(server.url, requests["/predict"], work_dir, connections=8, seconds=2, cpus=wrk_cpus)
             predict = requests["/predict"]
             ratios = {}
             for concurrency in concurrencies:
@@ -160,7 +161,7 @@ def main() -> None:
                     for name, server in (("service", service), ("reference", reference)):  # alternating
                         log(f"/predict c={concurrency} {name} (round {round_ + 1})")
                         results[name] = run_wrk(
-                            server.base_url, predict, work_dir, connections=concurrency, seconds=seconds, cpus=wrk_cpus
+                            server.url, predict, work_dir, connections=concurrency, seconds=seconds, cpus=wrk_cpus
                         )
                         label = f"/predict, {name}" + (f" (round {round_ + 1})" if args.rounds > 1 else "")
                         table.append(row(label, concurrency, results[name]))
@@ -168,16 +169,16 @@ def main() -> None:
             for label, body in requests.items():
                 if label == "/predict":
                     continue
-                if not answers_200(service.base_url, body):
+                if not answers_200(service.url, body):
                     notes.append(f"- {label}: skipped, `POST {body.path}` does not answer 200 on this build.")
                     continue
                 for concurrency in concurrencies:
                     log(f"{label} c={concurrency}")
                     result = run_wrk(
-                        service.base_url, body, work_dir, connections=concurrency, seconds=seconds, cpus=wrk_cpus
+                        service.url, body, work_dir, connections=concurrency, seconds=seconds, cpus=wrk_cpus
                     )
                     table.append(row(f"{label}, service", concurrency, result))
-            service_rss, reference_rss = service.rss_bytes(), reference.rss_bytes()
+            service_rss, reference_rss = service.rss_mib(), reference.rss_mib()
         finally:
             service.stop()
             reference.stop()
@@ -203,10 +204,9 @@ def main() -> None:
         "",
         "## Memory and start-up",
         "",
-        f"- resident memory after the run: service {service_rss / MIB:.1f} MiB, "
-        f"reference {reference_rss / MIB:.1f} MiB",
-        f"- memory flatness (fresh service, /predict c=32): {after_first / MIB:.1f} MiB after {flat_first:,} "
-        f"requests, {after_total / MIB:.1f} MiB after {flat_total:,} ({growth:+.1f}%)",
+        f"- resident memory after the run: service {service_rss:.1f} MiB, reference {reference_rss:.1f} MiB",
+        f"- memory flatness (fresh service, /predict c=32): {after_first:.1f} MiB after {flat_first:,} "
+        f"requests, {after_total:.1f} MiB after {flat_total:,} ({growth:+.1f}%)",
         f"- cold start, spawn to first 200 from /health/ready: {', '.join(f'{s:.2f}' for s in starts)} s "
         f"(median {statistics.median(starts):.2f} s); the reference took {reference_start:.2f} s",
     ]

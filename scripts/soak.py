@@ -5,8 +5,9 @@
     .venv/bin/python scripts/soak.py --url http://127.0.0.1:8000 --pid 1234   # a server you started
 
 Every request has an expected status (a deliberately broken image expects 415); anything else, or a transport
-error, is a failure. The server's RSS is sampled from /proc/PID/status once a second: after the warm-up it must
-stay flat. Exit status 0 only with zero failures and flat memory. Prints a summary (and --json writes it).
+error, is a failure. The server's RSS (its process and any workers, from /proc) is sampled once a second: after
+the warm-up it must stay flat. Exit status 0 only with zero failures and flat memory. Prints a summary (and
+--json writes it).
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ import ipaddress
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -33,7 +32,9 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image, ImageDraw
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python scripts/soak.py` from anywhere, as bench/run.py
+
+from bench.servers import COMMITTED_MODEL, Server, service_env, tree_rss_mib  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -131,20 +132,12 @@ async def client_loop(http: httpx.AsyncClient, mix: list[Call], deadline: float,
             tally.failures[f"{call.name}: {response.status_code} {response.text[:80]}"] += 1
 
 
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
 async def sample_rss(pid: int, deadline: float, samples: list[tuple[float, float]], every: float) -> None:
     start = time.monotonic()
     while time.monotonic() < deadline:
-        samples.append((time.monotonic() - start, rss_mib(pid)))
+        samples.append((time.monotonic() - start, tree_rss_mib(pid)))
         await asyncio.sleep(every)
-    samples.append((time.monotonic() - start, rss_mib(pid)))
+    samples.append((time.monotonic() - start, tree_rss_mib(pid)))
 
 
 async def soak(url: str, pid: int | None, duration: float, concurrency: int, seed: int) -> dict[str, Any]:
@@ -155,7 +148,7 @@ async def soak(url: str, pid: int | None, duration: float, concurrency: int, see
         with_v2 = (await http.get("/v2")).status_code == 200
         mix = build_mix(with_v2)
         tally, samples = Tally(), []
-        rss_before = rss_mib(pid) if pid else None
+        rss_before = tree_rss_mib(pid) if pid else None
         started = time.monotonic()
         deadline = started + duration
         tasks = [client_loop(http, mix, deadline, tally, seed + i) for i in range(concurrency)]
@@ -225,30 +218,14 @@ def check_loopback(url: str) -> None:
         sys.exit(f"soak: refusing {url}: only loopback addresses (127.0.0.0/8, ::1, localhost) are soaked")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(model: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MNIST_")}
-    env |= {"MNIST_MODEL_PATH": str(model), "MNIST_LOG_LEVEL": "warning", "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    sys.exit(f"soak: the server did not become ready; see {log_path}")
+def start_server(model: Path) -> Server:
+    """`python -m service` serving model on a free loopback port, ready; its output in $TMPDIR."""
+    server = Server.for_service(service_env(model, MNIST_LOG_LEVEL="warning"), name="soak-server")
+    try:
+        server.start(Path(os.environ.get("TMPDIR", "/tmp")))
+    except RuntimeError as err:
+        sys.exit(f"soak: {err}")
+    return server
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -259,7 +236,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--url", help="a running server on loopback (default: start one)")
     parser.add_argument("--pid", type=int, help="its process id, for the memory samples")
-    parser.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "mnist_cnn.onnx", help="model to serve")
+    parser.add_argument("--model", type=Path, default=COMMITTED_MODEL, help="model to serve")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load")
     parser.add_argument("--concurrency", type=int, default=64, help="clients sending at once")
     parser.add_argument("--max-growth-mib", type=float, default=32.0, help="RSS growth after warm-up that fails")
@@ -270,19 +247,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    process = None
+    server = None
     if args.url:
         check_loopback(args.url)
         url, pid = args.url.rstrip("/"), args.pid
     else:
-        process, url = start_server(args.model, Path(os.environ.get("TMPDIR", "/tmp")) / "soak-server.log")
-        pid = process.pid
+        server = start_server(args.model)
+        url, pid = server.url, server.pid
     try:
         summary = asyncio.run(soak(url, pid, args.duration, args.concurrency, args.seed))
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=30)
+        if server is not None:
+            server.stop()
     summary["flat_memory"] = (
         "rss_mib" not in summary or summary["rss_mib"]["growth_after_warmup"] <= args.max_growth_mib
     )

@@ -1,4 +1,4 @@
-"""A real `python -m service` child whose memory the tests can read (VmRSS, VmHWM from /proc/PID/status)."""
+"""A real `python -m service` child whose memory the tests read (VmRSS, VmHWM from /proc/PID/status)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.service.servers import Running, running_service
+from bench.servers import Server, memory_mib
 
-
-def memory_mib(pid: int) -> dict[str, float]:
-    """The process's resident memory now (VmRSS) and its peak so far (VmHWM), in MiB."""
-    values = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(value.split()[0]) / 1024  # kB -> MiB
-    return values
+__all__ = ["LiveService", "launched", "memory_mib", "reset_peak"]
 
 
 def reset_peak(pid: int) -> bool:
@@ -29,15 +20,8 @@ def reset_peak(pid: int) -> bool:
     return True
 
 
-class LiveService(Running):
-    """A running server whose memory the tests read."""
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def rss_mib(self) -> float:
-        return memory_mib(self.pid)["VmRSS"]
+class LiveService(Server):
+    """A running server whose memory the tests read; one process (no --workers), so its peak is all of it."""
 
     def peak_mib(self) -> float:
         return memory_mib(self.pid)["VmHWM"]
@@ -46,5 +30,5 @@ class LiveService(Running):
 @contextmanager
 def launched(env: dict[str, str], directory: Path) -> Iterator[LiveService]:
     """`python -m service` with env on a free loopback port, ready; stopped at the end if still up."""
-    with running_service(env, directory) as running:
-        yield LiveService(running.url, running.process, running.log_path)
+    with LiveService.for_service(env).running(directory) as service:
+        yield service
