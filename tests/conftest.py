@@ -1,12 +1,23 @@
-"""Shared fixtures: a randomly initialised convnet exported to a temporary ONNX file plays the model."""
+"""Shared fixtures: a randomly initialised convnet exported to a temporary ONNX file plays the model; apps and a
+real server built on it for the service and reliability suites.
+
+NOTE: the service's imports stay inside the fixtures, so that the training suite runs without the serve extra.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import httpx
+
+    from service.config import Settings
+    from tests.reliability.processes import LiveService
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,6 +58,49 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("model")
     return export_model(MnistCNN(), directory / "mnist_cnn.onnx", version="0.0.0-test")
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(random_model: tuple[Path, Path]) -> Settings:
+    """The random test model with every other setting at its default: the limits a real server has.
+
+    A module whose tests need other limits overrides this fixture, and `client` follows.
+    """
+    from service.config import Settings
+
+    return Settings(model_path=random_model[0], card_path=random_model[1])
+
+
+@pytest.fixture
+async def client(settings: Settings, anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of an app built from `settings`, its lifespan (model loading) run."""
+    from tests.service.clients import in_process_client
+
+    async with in_process_client(settings) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def live_service(random_model: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """A real `python -m service` with the default settings, serving the random test model on loopback."""
+    from tests.reliability.processes import launched
+    from tests.service.servers import service_env
+
+    with launched(service_env(*random_model), tmp_path_factory.mktemp("live")) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def digit_png() -> bytes:
+    """A PNG of a 7."""
+    from tests.service.images import draw_seven, encode
+
+    return encode(draw_seven())
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 
 import httpx
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from PIL import Image
 
 from service.config import Settings
-from tests.service.images import IMAGE_KINDS, draw_seven
+from tests.service.images import IMAGE_KINDS, draw_seven, encode
 
 pytestmark = pytest.mark.anyio
 
@@ -66,10 +65,8 @@ async def test_predict_digit_names_model_from_card(client: httpx.AsyncClient, di
     assert body["model"] == {"name": card["name"], "version": card["version"], "sha256": card["sha256"]}
 
 
-async def test_predict_digits_answers_in_upload_order(
-    client: httpx.AsyncClient, make_png: Callable[..., bytes]
-) -> None:
-    pngs = [make_png(size=size) for size in (60, 140, 300)]
+async def test_predict_digits_answers_in_upload_order(client: httpx.AsyncClient) -> None:
+    pngs = [encode(draw_seven(size)) for size in (60, 140, 300)]
     singles = [(await client.post("/predict", files={"file": ("d.png", p)})).json() for p in pngs]
     files = [("files", (f"{i}.png", p, "image/png")) for i, p in enumerate(pngs)]
     response = await client.post("/predict/batch", files=files)
