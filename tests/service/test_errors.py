@@ -130,6 +130,11 @@ async def test_unknown_path_is_404(client: httpx.AsyncClient) -> None:
     await assert_error(client, await client.get("/no/such/thing"), 404, "/docs")
 
 
+async def test_unknown_long_path_is_404_with_a_short_message(client: httpx.AsyncClient) -> None:
+    message = await assert_error(client, await client.get("/x" * 5000), 404)
+    assert len(message) < 200
+
+
 async def test_wrong_method_is_405(client: httpx.AsyncClient) -> None:
     response = await client.get("/predict")
     await assert_error(client, response, 405, "POST")
@@ -268,9 +273,3 @@ async def test_predict_digit_before_model_loaded_is_503(settings: Settings, digi
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         response = await client.post("/predict", files={"file": ("d.png", digit_png)})
         await assert_error(client, response, 503, "not loaded")
-
-
-async def test_unknown_long_path_is_404_with_a_short_message(client: httpx.AsyncClient) -> None:
-    response = await client.get("/x" * 5000)
-    assert response.status_code == 404
-    assert len(response.json()["error"]) < 200

@@ -7,21 +7,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from service.config import Settings
 from service.main import create_app
+from tests.service.metrics import samples
 
 pytestmark = pytest.mark.anyio
-
-
-def samples(text: str) -> dict[tuple[str, frozenset], float]:
-    """Prometheus text -> {(sample name, labels): value}."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 async def test_read_model_card_returns_the_card(client: httpx.AsyncClient, random_model: tuple[Path, Path]) -> None:
@@ -60,7 +51,14 @@ async def test_check_ready_is_503_before_model_loaded(settings: Settings) -> Non
     assert ready.status_code == 503 and "not loaded" in ready.json()["error"]
 
 
+def requests_total(values: dict[tuple[str, frozenset], float], method: str, route: str, status: str) -> float:
+    return values[("mnist_http_requests_total", frozenset({("method", method), ("route", route), ("status", status)}))]
+
+
 async def test_read_metrics_counts_requests_by_route_template(client: httpx.AsyncClient, digit_png: bytes) -> None:
+    # /predict is answered by HotRoutes before FastAPI's router, /feature-maps/... by the router: both count.
+    await client.post("/predict", files={"file": ("d.png", digit_png)})
+    await client.post("/predict", content=b"not an image", headers={"Content-Type": "image/png"})
     await client.post("/feature-maps/conv1.png", files={"file": ("d.png", digit_png)})
     await client.post("/feature-maps/conv2.png", files={"file": ("d.png", digit_png)})
     await client.post("/feature-maps/nope.png", files={"file": ("d.png", digit_png)})
@@ -68,13 +66,13 @@ async def test_read_metrics_counts_requests_by_route_template(client: httpx.Asyn
     response = await client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     values = samples(response.text)
-    route = ("route", "/feature-maps/{layer}.png")
-    ok = frozenset({("method", "POST"), route, ("status", "200")})
-    assert values[("mnist_http_requests_total", ok)] == 2
-    assert values[("mnist_http_requests_total", frozenset({("method", "POST"), route, ("status", "404")}))] == 1
-    unmatched = frozenset({("method", "GET"), ("route", "<unmatched>"), ("status", "404")})
-    assert values[("mnist_http_requests_total", unmatched)] == 1
-    latency = frozenset({("method", "POST"), route})
+    assert requests_total(values, "POST", "/predict", "200") == 1
+    assert requests_total(values, "POST", "/predict", "415") == 1
+    layer_png = "/feature-maps/{layer}.png"
+    assert requests_total(values, "POST", layer_png, "200") == 2
+    assert requests_total(values, "POST", layer_png, "404") == 1
+    assert requests_total(values, "GET", "<unmatched>", "404") == 1
+    latency = frozenset({("method", "POST"), ("route", layer_png)})
     assert values[("mnist_http_request_duration_seconds_count", latency)] == 3
 
 
