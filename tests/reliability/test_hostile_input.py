@@ -1,5 +1,6 @@
 """Hostile and broken input, in-process at the real server's default limits: every case gets its status and a
-JSON error (or, where the junk is harmless, a normal answer), quickly, and the app answers /health/live after.
+JSON error (or, where the junk is harmless, a normal answer) without costing seconds of CPU, and the app
+answers /health/live after.
 
 tests/service/test_errors.py has the everyday errors; these are the attacks.
 """
@@ -10,21 +11,27 @@ import time
 
 import httpx
 import pytest
+from anyio import fail_after
 
 from tests.reliability import payloads
 from tests.reliability.payloads import image_case
 
 pytestmark = pytest.mark.anyio
 
-# Every hostile request must be answered within this many seconds on the 2-core CI machine.
-QUICK = 3.0
+# The in-process app does all its work in this process, so its CPU time is the work a request cost, whatever
+# else keeps the machine busy. Doing an attacker's work (inflating a bomb, walking 100,000 parts) costs
+# seconds; the costliest case here, the 4096 x 4096 image decoded by design, takes about 0.2 s.
+MOST_CPU_SECONDS = 3.0
+HANG_SECONDS = 60  # wall-clock, only so that a request that is never answered fails instead of hanging
 
 
 async def answer(client: httpx.AsyncClient, method: str, path: str, **kwargs: object) -> httpx.Response:
-    """The response, checked to come quickly and to leave the app answering /health/live."""
-    start = time.perf_counter()
-    response = await client.request(method, path, **kwargs)  # type: ignore[arg-type]
-    assert time.perf_counter() - start < QUICK, f"{path} took {time.perf_counter() - start:.1f} s"
+    """The response, checked to cost little CPU and to leave the app answering /health/live."""
+    start = time.process_time()
+    with fail_after(HANG_SECONDS):
+        response = await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+    spent = time.process_time() - start
+    assert spent < MOST_CPU_SECONDS, f"{path} took {spent:.1f} s of CPU"
     assert (await client.get("/health/live")).status_code == 200
     return response
 
