@@ -95,8 +95,8 @@ def with_csp(**directives: str) -> dict[str, str]:
     return SECURITY_HEADERS | {"Content-Security-Policy": "; ".join(" ".join(item) for item in policy.items())}
 
 
-def _script_hash(html: str) -> str:
-    (script,) = re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
+def _script_hash(page: str) -> str:
+    (script,) = re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
     return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
 
 
@@ -107,7 +107,7 @@ def _script_hash(html: str) -> str:
 REDOC_HEADERS = with_csp(style_src="'self' 'unsafe-inline'", worker_src="'self' blob:")
 
 # FastAPI's OAuth2 redirect page is one inline script (Swagger UI opens it only for OAuth2 sign-ins, which this
-# API does not offer yet). Its policy allows that script by its hash: no other inline script runs there.
+# API does not offer). Its policy allows that script by its hash: no other inline script runs there.
 OAUTH2_REDIRECT_PAGE = bytes(get_swagger_ui_oauth2_redirect_html().body).decode()
 OAUTH2_REDIRECT_HEADERS = with_csp(script_src=f"'self' {_script_hash(OAUTH2_REDIRECT_PAGE)}")
 
