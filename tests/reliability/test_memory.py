@@ -7,6 +7,7 @@ after = growth of VmRSS once it is answered, both in MiB over the RSS before the
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -146,29 +147,23 @@ def _send_endless_headers(live_service: LiveService) -> None:
     assert peak < 16
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process has used so far, all its threads, user and system (from /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
+
+
 def test_form_of_empty_fields_does_not_stall_the_server(live_service: LiveService) -> None:
-    body = payloads.form_with_fields(300_000)  # 17 MB; it used to hold the event loop for seconds
-    latencies: list[float] = []
-    done = threading.Event()
-
-    def probe() -> None:
-        with httpx.Client(base_url=live_service.url, timeout=30) as client:
-            while not done.is_set():
-                start = time.perf_counter()
-                assert client.get("/health/live").status_code == 200
-                latencies.append(time.perf_counter() - start)
-                time.sleep(0.01)
-
-    prober = threading.Thread(target=probe)
-    prober.start()
-    try:
-        headers = {"Content-Type": "multipart/form-data; boundary=b"}
-        response = httpx.post(f"{live_service.url}/predict/batch", content=body, headers=headers, timeout=60)
-    finally:
-        done.set()
-        prober.join()
+    body = payloads.form_with_fields(300_000)  # 17 MB; parsing every part held the event loop for 6 s
+    before = cpu_seconds(live_service.pid)
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+    response = httpx.post(f"{live_service.url}/predict/batch", content=body, headers=headers, timeout=60)
+    spent = cpu_seconds(live_service.pid) - before
     assert response.status_code == 400 and "too many parts" in response.json()["error"]
-    assert max(latencies) < 1.0
+    # The server's own CPU time is what the form cost its event loop, however busy the machine is (a probe's
+    # latency would add every other process's share): ~0.07 s to read the body and stop at part 81.
+    assert spent < 1.0
 
 
 def test_pixel_budget_never_lets_more_than_its_limit_in() -> None:
@@ -183,6 +178,7 @@ def test_pixel_budget_never_lets_more_than_its_limit_in() -> None:
             with lock:
                 holders += 1
                 seen.append((budget.in_use, holders))
+            # NOTE: held a moment so that the others contend; every entry is checked, however they interleave.
             time.sleep(0.002)
             with lock:
                 holders -= 1
@@ -191,4 +187,17 @@ def test_pixel_budget_never_lets_more_than_its_limit_in() -> None:
         list(pool.map(work, [60, 30, 10, 90, 40, 250, 5] * 10))
     # Within the limit, or one image alone (an image over the whole budget still runs).
     assert all(in_use <= 100 or count == 1 for in_use, count in seen)
-    assert max(count for _, count in seen) > 1 and budget.in_use == 0
+    assert budget.in_use == 0
+
+
+def test_pixel_budget_lets_images_that_fit_in_together() -> None:
+    budget = _PixelBudget(limit=100)
+    together = threading.Barrier(2, timeout=30)  # broken (the test fails) unless both hold at once
+
+    def work(pixels: int) -> None:
+        with budget.hold(pixels):
+            together.wait()
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(work, [60, 30]))
+    assert budget.in_use == 0
