@@ -17,10 +17,11 @@ from service.errors import ModelLoadError
 from service.handlers import install_error_handlers
 from service.inference import InferenceEngine, Predictor
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import feature_maps, health, metrics, model, predict, v2, web
+from service.routes import docs, feature_maps, health, metrics, model, predict, v2, web
 from service.routing import HotRoutes
 from service.runtime import ModelRuntime
 from service.security import install_api_keys
+from service.v2 import OpenInference
 
 DESCRIPTION = """\
 Reads handwritten digits with the classic MNIST convnet (ONNX, onnxruntime) and shows what each
@@ -47,9 +48,9 @@ def _load_predictor(settings: Settings, metrics: Metrics) -> Predictor:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load and verify the model, start the micro-batcher; on shutdown, finish queued runs first."""
-    state = app.state
+    state, settings = app.state, app.state.settings
     try:
-        predictor = await anyio.to_thread.run_sync(_load_predictor, state.settings, state.metrics)
+        predictor = await anyio.to_thread.run_sync(_load_predictor, settings, state.metrics)
     except ModelLoadError as err:
         state.load_error = str(err)
         raise
@@ -60,9 +61,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         async with predictor.engine:
             state.predictor = predictor
+            state.open_inference = OpenInference(
+                predictor.engine, max_batch=settings.max_batch_files, max_bytes=settings.max_batch_upload_bytes
+            )
             yield
     finally:
-        state.predictor = None
+        state.predictor = state.open_inference = None
 
 
 class OneLineStartupFailure:
@@ -92,11 +96,20 @@ class OneLineStartupFailure:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app from settings (default: the environment's); the model loads in the lifespan."""
     settings = settings or get_settings()
-    app = FastAPI(title="MNIST convnet", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    # docs_url and redoc_url off: FastAPI's pages load from a CDN; service/routes/docs.py serves them offline
+    app = FastAPI(
+        title="MNIST convnet",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.predictor = None  # until the lifespan has loaded the model: /health/ready says 503
-    for feature in (predict, feature_maps, model, health, metrics, v2, web):
+    app.state.open_inference = None  # the V2 data plane on that model, built with it
+    for feature in (predict, feature_maps, model, health, metrics, v2, web, docs):
         app.include_router(feature.router)
     install_error_handlers(app)
     app.add_middleware(HotRoutes, routes=predict.router.routes)  # innermost: keys, CORS and metrics still apply

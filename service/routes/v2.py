@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from service.deps import PredictorDep, SettingsDep
+from service.errors import ModelNotReady
 from service.schemas import ErrorResponse
 from service.uploads import read_body
 from service.v2 import InferResponse, OpenInference, server_metadata
@@ -17,16 +17,20 @@ router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
-def get_open_inference(predictor: PredictorDep, settings: SettingsDep) -> OpenInference:
-    return OpenInference(
-        predictor.engine, max_batch=settings.max_batch_files, max_bytes=settings.max_batch_upload_bytes
-    )
+# NOTE: `async def`, as in service/deps.py: a plain `def` dependency costs every V2 request (health too) a
+# thread hop. The data plane itself is built once, in the lifespan, beside the predictor it runs on.
+async def get_open_inference(request: Request) -> OpenInference:
+    """The V2 data plane; ModelNotReady (503) until the lifespan has loaded the model."""
+    plane: OpenInference | None = request.app.state.open_inference
+    if plane is None:
+        raise ModelNotReady("the model is not loaded yet: retry in a moment (watch /v2/health/ready)")
+    return plane
 
 
-def find_open_inference(request: Request) -> OpenInference | None:
+async def find_open_inference(request: Request) -> OpenInference | None:
     """The data plane, or None while the model is not loaded (health answers false, not 503)."""
-    predictor = request.app.state.predictor
-    return None if predictor is None else get_open_inference(predictor, request.app.state.settings)
+    plane: OpenInference | None = request.app.state.open_inference
+    return plane
 
 
 OpenInferenceDep = Annotated[OpenInference, Depends(get_open_inference)]
