@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -45,6 +47,25 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 
 
+def check_query(request: Request, allowed: Sequence[str]) -> None:
+    """BadRequest (400) for a query parameter the endpoint does not take, naming the likely one: a misspelt
+    `?layer=` would otherwise be ignored silently and the answer would not be what was asked for."""
+    if not request.scope["query_string"]:  # the usual request: nothing to parse
+        return
+    for name in request.query_params:
+        if name not in allowed:
+            raise BadRequest(_unknown_query(name, request.url.path, allowed))
+
+
+def _unknown_query(name: str, path: str, allowed: Sequence[str]) -> str:
+    shown = repr(name if len(name) <= 40 else name[:40] + "...")
+    if not allowed:
+        return f"unknown query parameter {shown}: {path[:100]} takes no query parameters"
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown query parameter {shown}: {hint}{path[:100]} takes {', '.join(allowed)}"
+
+
 async def read_image(request: Request, settings: SettingsDep) -> Upload:
     """The one image of a request: form field `file`, or the raw image/* body."""
     limit = settings.max_upload_bytes
@@ -63,9 +84,6 @@ async def read_images(request: Request, settings: SettingsDep) -> list[Upload]:
         max_bytes=settings.max_batch_upload_bytes,
         max_file_bytes=settings.max_upload_bytes,
     )
-
-
-ImageUpload = Annotated[Upload, Depends(read_image)]
 
 
 async def png_layer(layer: str) -> str:

@@ -77,13 +77,16 @@ class InferenceEngine:
 
 
 def parse_layers(text: str | None) -> tuple[str, ...]:
-    """A comma-separated layer list (None or empty: all) -> names in graph order; BadRequest if unknown."""
+    """A comma-separated layer list (None or empty: all) -> names in graph order; BadRequest if unknown.
+
+    `input` may be named too (as in /feature-maps/input.png); it is in every answer, so it adds nothing here.
+    """
     if text is None or not text.strip():
         return LAYER_NAMES
     asked = {name.strip() for name in text.split(",") if name.strip()}
-    unknown = sorted(asked - set(LAYER_NAMES))
+    unknown = sorted(asked - set(PNG_LAYERS))
     if unknown:
-        raise BadRequest(f"unknown layer {_quoted(unknown[0])} in query 'layers': choose from {', '.join(LAYER_NAMES)}")
+        raise BadRequest(f"unknown layer {_quoted(unknown[0])} in query 'layers': choose from {', '.join(PNG_LAYERS)}")
     return tuple(name for name in LAYER_NAMES if name in asked)
 
 

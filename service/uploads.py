@@ -24,6 +24,10 @@ _PLAIN_HEAD_BYTES = 1024
 _PLAIN_MULTIPART = re.compile(r"multipart/form-data; boundary=([0-9A-Za-z'()+_,.\-/:=?]{1,70})")
 _PLAIN_DISPOSITION = re.compile(rb'form-data; name="([^"\\]*)"(?:; filename="([^"\\]*)")?')
 
+# A form part without a file name whose bytes are this short and printable is text a client typed, not an
+# image: no supported image format's header is printable text.
+_TEXT_FIELD_BYTES = 4096
+
 HOW_TO_SEND = (
     "send multipart/form-data with the image in field '{field}', "
     "or the raw image as the body with Content-Type image/png (or another image/* type)"
@@ -182,6 +186,22 @@ def _boundary(content_type: str) -> bytes | None:
     return parse_options_header(content_type)[1].get(b"boundary")
 
 
+def _refuse_text_field(upload: Upload, field: str) -> None:
+    # curl -F file=digit.png (no @) sends the word "digit.png" as a text field, not the file.
+    if upload.filename is not None or not upload.data or len(upload.data) > _TEXT_FIELD_BYTES:
+        return
+    try:
+        text = upload.data.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    if text.isprintable():
+        shown = repr(text if len(text) <= 40 else text[:40] + "...")
+        raise BadRequest(
+            f"field '{field}' is text ({shown}), not a file: attach the file itself, "
+            f"e.g. curl -F {field}=@digit.png (with the @)"
+        )
+
+
 def parse_multipart(body: bytes, content_type: str, *, field: str, max_files: int, max_file_bytes: int) -> list[Upload]:
     """The files in form field `field`, in upload order; BadRequest for a malformed body."""
     boundary = _boundary(content_type)
@@ -220,6 +240,8 @@ async def read_uploads(
         uploads = parse_multipart(body, content_type, field=field, max_files=max_files, max_file_bytes=max_file_bytes)
         if not uploads:
             raise BadRequest(f"no file in form field '{field}': {HOW_TO_SEND.format(field=field)}")
+        for upload in uploads:
+            _refuse_text_field(upload, field)
     elif media_type.startswith("image/"):
         uploads = [Upload(await read_body(request, min(max_bytes, max_file_bytes)))]
         if not uploads[0].data:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from service.deps import ImageUpload, PngLayer, PredictorDep, predictor_of, read_image, settings_of
+from service.deps import PngLayer, check_query, predictor_of, read_image, settings_of
 from service.featuremaps import MapFormat
 from service.inference import PNG_LAYERS, parse_layers
 from service.routing import json_response
@@ -19,7 +19,8 @@ router = APIRouter(prefix="/feature-maps", tags=["feature maps"])
 LayersQuery = Annotated[
     str | None,
     Query(
-        description=f"Comma-separated layer names from {', '.join(LAYER_NAMES)}; default all.",
+        description=f"Comma-separated layer names from {', '.join(LAYER_NAMES)}; default all. "
+        "`input` may be named too: the 28x28 input is in every answer.",
         examples=["conv1,pool2,probabilities"],
     ),
 ]
@@ -38,7 +39,8 @@ FormatQuery = Annotated[
 async def read_feature_maps(request: Request, layers: LayersQuery = None, format: FormatQuery = "json") -> Response:
     """The prediction, the 28x28 input the model saw and the activations of the asked layers."""
     predictor = predictor_of(request)
-    asked = parse_layers(layers)  # a bad query fails before the body is read
+    check_query(request, ("layers", "format"))  # a bad query fails before the body is read
+    asked = parse_layers(layers)
     upload = await read_image(request, settings_of(request))
     # NOTE: already plain JSON types; orjson skips re-validating and re-encoding ~40k floats the slow way
     return json_response(await predictor.feature_maps(upload, asked, format))
@@ -55,6 +57,9 @@ async def read_feature_maps(request: Request, layers: LayersQuery = None, format
     summary="Draw a layer's feature maps as PNG",
     description=f"One layer as a picture. Layers: {', '.join(PNG_LAYERS)}.",
 )
-async def draw_feature_maps(layer: PngLayer, upload: ImageUpload, predictor: PredictorDep) -> Response:
+async def draw_feature_maps(request: Request, layer: PngLayer) -> Response:
     """One layer as a picture: channels as a viridis grid, `flatten` as a strip, scores as bars."""
+    predictor = predictor_of(request)
+    check_query(request, ())
+    upload = await read_image(request, settings_of(request))
     return Response(await predictor.layer_png(upload, layer), media_type="image/png")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.deps import predictor_of, read_image, read_images, settings_of
+from service.deps import check_query, predictor_of, read_image, read_images, settings_of
 from service.routing import LeanRoute, json_response
 from service.schemas import BatchPredictResponse, PredictResponse, error_responses, image_request_body
 
@@ -23,6 +23,7 @@ router = APIRouter(prefix="/predict", tags=["predict"], route_class=LeanRoute)
 async def predict_digit(request: Request) -> Response:
     """The digit in one image (form field `file`, or the raw image body)."""
     predictor = predictor_of(request)
+    check_query(request, ())
     upload = await read_image(request, settings_of(request))
     return json_response((await predictor.predict([upload]))[0])
 
@@ -39,5 +40,6 @@ async def predict_digits(request: Request) -> Response:
     If any image is bad, the whole request fails, and the error names the file by index and file name.
     """
     predictor = predictor_of(request)
+    check_query(request, ())
     uploads = await read_images(request, settings_of(request))
     return json_response({"predictions": await predictor.predict(uploads, name_files=True)})

@@ -103,3 +103,15 @@ async def test_draw_feature_maps_tiles_every_channel(client: httpx.AsyncClient, 
 async def test_draw_feature_maps_accepts_raw_image_body(client: httpx.AsyncClient, digit_png: bytes) -> None:
     response = await client.post("/feature-maps/pool1.png", content=digit_png, headers={"Content-Type": "image/png"})
     assert response.status_code == 200, response.text
+
+
+async def test_read_feature_maps_accepts_input_as_a_layer_name(client: httpx.AsyncClient, digit_png: bytes) -> None:
+    body = await feature_maps(client, digit_png, layers="input,conv1")
+    assert body["input"]["name"] == "input"  # in every answer; naming it is allowed, as for input.png
+    assert [layer["name"] for layer in body["layers"]] == ["conv1"]
+
+
+async def test_read_feature_maps_refuses_unknown_layer_with_400(client: httpx.AsyncClient, digit_png: bytes) -> None:
+    response = await client.post("/feature-maps?layers=conv9", files={"file": ("d.png", digit_png)})
+    assert response.status_code == 400
+    assert "unknown layer 'conv9'" in response.json()["error"] and "input, conv1" in response.json()["error"]

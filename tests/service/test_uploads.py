@@ -93,3 +93,21 @@ def test_parse_disposition_agrees_with_python_multipart(value: bytes) -> None:
 )
 def test_boundary_agrees_with_python_multipart(content_type: str) -> None:
     assert _boundary(content_type) == parse_options_header(content_type)[1].get(b"boundary")
+
+
+@pytest.mark.anyio
+async def test_read_image_says_a_text_field_is_not_a_file(client: httpx.AsyncClient) -> None:
+    # What `curl -F file=digit.png` (without the @) sends: the file's name as a text field.
+    response = await client.post("/predict", data={"file": "digit.png"}, files={"other": ("x", b"")})
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "field 'file' is text ('digit.png'), not a file: attach the file itself, "
+        "e.g. curl -F file=@digit.png (with the @)"
+    )
+
+
+@pytest.mark.anyio
+async def test_read_images_says_which_field_is_text_in_a_batch(client: httpx.AsyncClient, digit_png: bytes) -> None:
+    files = [("files", ("a.png", digit_png, "image/png"))]
+    response = await client.post("/predict/batch", data={"files": "b.png"}, files=files)
+    assert response.status_code == 400 and "field 'files' is text ('b.png')" in response.json()["error"]
