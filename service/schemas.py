@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -107,13 +107,19 @@ class FeatureMapsResponse(PredictResponse):
     layers: list[FeatureMap]
 
 
-class HealthResponse(BaseModel):
-    """The process answers (live) or the model is loaded and serving (ready)."""
+class LiveResponse(BaseModel):
+    """The process answers; says nothing about the model (that is readiness)."""
+
+    status: Literal["live"]
+
+
+class ReadyResponse(BaseModel):
+    """The model is loaded, verified and serving: which one."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ready", "model": EXAMPLE_MODEL}]})
 
-    status: str
-    model: ModelIdentity | None = None
+    status: Literal["ready"]
+    model: ModelIdentity
 
 
 class ModelCardResponse(BaseModel):

@@ -5,18 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.deps import PredictorDep
-from service.schemas import HealthResponse, ModelIdentity, error_responses
+from service.schemas import LiveResponse, ModelIdentity, ReadyResponse, error_responses
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-@router.get("/live", response_model=HealthResponse)
-async def check_live() -> HealthResponse:
-    """200 while the process answers at all."""
-    return HealthResponse(status="live")
+@router.get("/live", response_model=LiveResponse)
+async def check_live() -> LiveResponse:
+    """200 while the process answers at all (the model may still be loading: see /health/ready)."""
+    return LiveResponse(status="live")
 
 
-@router.get("/ready", response_model=HealthResponse, responses=error_responses(503))
-async def check_ready(predictor: PredictorDep) -> HealthResponse:
-    """200 once the model is loaded and verified; 503 before."""
-    return HealthResponse(status="ready", model=ModelIdentity(**predictor.model))
+@router.get("/ready", response_model=ReadyResponse, responses=error_responses(503))
+async def check_ready(predictor: PredictorDep) -> ReadyResponse:
+    """200 once the model is loaded and verified, naming it; 503 before."""
+    return ReadyResponse(status="ready", model=ModelIdentity(**predictor.model))
