@@ -27,7 +27,10 @@ SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]]
 FOUR = [[(0.58, 0.14), (0.24, 0.6), (0.78, 0.6)], [(0.6, 0.36), (0.6, 0.88)]]
 LAYERS = ["conv1", "pool1", "conv2", "pool2", "conv3", "flatten"]
 MNIST_INDEX = 1  # a 2 in the MNIST test set
-LATENCY_BOUND_MS = 300  # loose, for a loaded CI box; on an idle machine an update takes ~30 ms
+# An update takes ~30-50 ms on an idle machine and several times that on a busy one (Chromium, the server and
+# other work share 2 cores). 1 s is 20-30x: it fails on an update slowed to a second, not on a loaded box;
+# latency.json keeps the figures themselves.
+LATENCY_BOUND_MS = 1000
 
 # True once the page has sent n stroke ends or files and answered the latest of them.
 ANSWERED = "(n) => window.mnistPage.finals >= n && window.mnistPage.answered === window.mnistPage.finals"
