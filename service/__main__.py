@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
+import socket
 import sys
 from typing import Any
 
@@ -42,8 +44,30 @@ def log_config(level: str) -> dict[str, Any]:
     return config
 
 
+def check_port_free(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (None if it can), found by binding as uvicorn will.
+
+    NOTE: checked before the model loads, so a second server on a taken port says so in one line instead of
+    loading the model and then dying with uvicorn's raw `[Errno 98]`. A server that takes the port between
+    this check and uvicorn's bind still gets uvicorn's message.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is already in use (is another server running?): stop it, "
+                    f"or serve on another port with --port {port + 1 if port else 9000} (or MNIST_PORT)"
+                )
+            return f"cannot listen on {host}:{port}: {err.strerror or err}; check --host and --port"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Check the settings and the model first, so a bad one costs one line on stderr, not a traceback."""
+    """Check the settings, the port and the model first, so a bad one costs one line on stderr, not a traceback."""
     try:
         settings = get_settings()
     except ValidationError as err:
@@ -51,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
             f"mnist-service: refusing to start: bad MNIST_* setting: {err.errors()[0]['loc']}: {err.errors()[0]['msg']}"
         )
     args = parse_args(argv, settings)
+    if problem := check_port_free(args.host, args.port):
+        sys.exit(f"mnist-service: refusing to start: {problem}")
     try:
         ModelRuntime.load(settings.model_path, settings.resolved_card_path)
     except ModelLoadError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,15 @@ def test_uvicorn_factory_serves_the_app(random_model: tuple[Path, Path]) -> None
         wait_ready(process, f"http://127.0.0.1:{port}")
     finally:
         stop(process)
+
+
+def test_start_refuses_a_port_in_use_before_loading_the_model(random_model: tuple[Path, Path]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # listening: what a first server does
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
+        # A model path that does not exist: the refusal must come from the port, before any model loads.
+        env = service_env(random_model[0].parent / "absent.onnx")
+        result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert_one_line_refusal(
+        (result.returncode, result.stderr), f"port {port} on 127.0.0.1 is already in use", f"--port {port + 1}"
+    )
