@@ -143,6 +143,7 @@ class Server:
     cpus: str | None = None  # taskset CPU list, e.g. "0"
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    cwd: Path = REPO_ROOT  # another checkout's root, to run its code (bench/ab.py)
 
     @classmethod
     def for_service(
@@ -170,7 +171,7 @@ class Server:
         self.log_path = log_dir / f"{self.name}-{self.port}.log"
         with open(self.log_path, "a") as log:  # NOTE: a file, never a pipe nobody reads, which would fill and block
             started = time.perf_counter()
-            self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_ready(self.process, self.url, self.ready_path, timeout)
         except RuntimeError as err:
