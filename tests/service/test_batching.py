@@ -194,14 +194,16 @@ async def test_stop_finishes_queued_requests(runtime: ModelRuntime) -> None:
     batching = batcher(run)
     await batching.start()
     run.gate.clear()
-    tasks = [asyncio.create_task(batching.infer(images(1, i), ("probabilities",))) for i in range(5)]
-    await run.started(1)
+    tasks = [asyncio.create_task(batching.infer(images(1, 0), ("probabilities",)))]
+    await run.started(1)  # one run in flight ...
+    tasks += [asyncio.create_task(batching.infer(images(1, i), ("probabilities",))) for i in range(1, 5)]
     stopping = asyncio.create_task(batching.stop())
-    await wait_all_tasks_blocked()  # everything that can move has moved ...
-    assert not stopping.done()  # ... and stop still waits for the run in flight and the queue behind it
+    await wait_all_tasks_blocked()  # ... four queued behind it, and everything that can move has moved
+    assert not stopping.done()  # stop waits for the run in flight and the queue behind it
     run.gate.set()
     await stopping
     assert all(task.result()["probabilities"].shape == (1, 10) for task in tasks)
+    assert run.sizes == [1, 4]
     with pytest.raises(BatcherClosed):
         await batching.infer(images(1, 0), ("probabilities",))
 
