@@ -29,11 +29,12 @@ RUN /opt/venv/bin/pip install --no-cache-dir --no-compile '.[serve]' \
  && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
 
 # ---- train: torch (CPU), to train and export a model into a mounted /app/models ----------------
-# Not built by scripts/container-smoke: it needs the network for about 1 GB of wheels.
+# Not built by scripts/container-smoke: torch comes from PyTorch's CPU index (TORCH_INDEX_URL), which this
+# machine cannot reach.
 FROM ${PYTHON_IMAGE} AS train
 ARG PIP_INDEX_URL=https://pypi.org/simple
-# NOTE: PyPI's own torch wheel for Linux is the CUDA build (several GB of nvidia-* wheels);
-# PyTorch's CPU index has the same release as 2.13.0+cpu, which satisfies the pin torch==2.13.0.
+# NOTE: PyPI's own torch wheel for Linux is the CUDA build (527 MB, and it requires cuda-toolkit, cuDNN,
+# NCCL and triton); PyTorch's CPU index has the same release as 2.13.0+cpu, which satisfies torch==2.13.0.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -61,10 +62,10 @@ CMD ["sh", "-c", "python -m training train && python -m training export"]
 
 # ---- service: the default target ---------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS service
-# NOTE: onnxruntime >= 1.29 on Linux sends usage telemetry and keeps a device id under ~/.cache;
-# ORT_DISABLE_TELEMETRY=1 turns both off.
+# NOTE: onnxruntime on Linux sets up usage telemetry and keeps a device id under
+# ~/.cache/Microsoft/DeveloperTools; ORT_DISABLE_TELEMETRY=1 turns both off (its Privacy.md; checked on 1.32).
 # MALLOC_ARENA_MAX=2: glibc keeps an arena per decoding thread; with two, a burst of big images
-# peaked at +582 MiB and fell back to +116 MiB, against +1,216 and +822 MiB (docs/reliability.md).
+# peaked at +582 MiB and fell back to +116 MiB, against +1,216 and +822 MiB (2026-11-25, docs/reliability.md).
 ENV PATH=/opt/venv/bin:$PATH \
     MALLOC_ARENA_MAX=2 \
     ORT_DISABLE_TELEMETRY=1 \
@@ -79,7 +80,8 @@ WORKDIR /app
 COPY models/ models/
 USER app
 EXPOSE 8000
-# slim images have no curl; urlopen raises on anything but 2xx, so 503 (no model yet) is unhealthy.
+# python's urllib, so the image needs no curl. urlopen raises on a refused connection (uvicorn listens only
+# once the model is loaded) and on an error status, so either is unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('MNIST_PORT', '8000')}/health/ready\", timeout=4)"]
 # The README's command (scripts/serve runs the same); flags such as --workers 2 may follow.
