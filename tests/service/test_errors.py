@@ -12,21 +12,10 @@ from PIL import Image
 
 from service.config import Settings
 from service.main import create_app
+from tests.service.error_bodies import assert_error
 from tests.service.images import draw_seven, encode
 
 pytestmark = pytest.mark.anyio
-
-
-async def assert_error(client: httpx.AsyncClient, response: httpx.Response, status: int, *words: str) -> str:
-    """The answer is `status` with a JSON error naming `words`, and the app still answers afterwards."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert list(body) == ["error"] and isinstance(body["error"], str) and body["error"]
-    for word in words:
-        assert word in body["error"]
-    assert (await client.get("/health/live")).status_code == 200
-    return body["error"]
 
 
 def png_header_claiming(width: int, height: int) -> bytes:
@@ -59,8 +48,11 @@ async def test_predict_digit_with_truncated_multipart_is_400(client: httpx.Async
     await assert_error(client, response, 400, "multipart")
 
 
-async def test_predict_digit_with_multipart_without_boundary_is_400(client: httpx.AsyncClient) -> None:
-    response = await client.post("/predict", content=b"x", headers={"Content-Type": "multipart/form-data"})
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary="])
+async def test_predict_digit_with_multipart_without_boundary_is_400(
+    client: httpx.AsyncClient, content_type: str
+) -> None:
+    response = await client.post("/predict", content=b"--\r\n", headers={"Content-Type": content_type})
     await assert_error(client, response, 400, "boundary")
 
 
@@ -194,9 +186,17 @@ async def test_predict_digits_with_one_file_over_limit_is_413_naming_it(
 # ---- 415 not a supported image -----------------------------------------------------------------------
 
 
-async def test_predict_digit_with_text_body_is_415(client: httpx.AsyncClient) -> None:
-    response = await client.post("/predict", content=b"seven", headers={"Content-Type": "text/plain"})
-    await assert_error(client, response, 415, "text/plain", "multipart/form-data")
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/octet-stream", "application/json", "text/html", "multipart/mixed; boundary=b"],
+)
+async def test_predict_digit_with_non_image_content_type_is_415(
+    client: httpx.AsyncClient, digit_png: bytes, content_type: str
+) -> None:
+    # A PNG labelled neither a form nor an image: the label is refused, whatever the bytes are.
+    response = await client.post("/predict", content=digit_png, headers={"Content-Type": content_type})
+    media_type = content_type.split(";")[0]
+    await assert_error(client, response, 415, f"Content-Type '{media_type}'", "multipart/form-data")
 
 
 async def test_predict_digit_without_content_type_is_415(client: httpx.AsyncClient, digit_png: bytes) -> None:
