@@ -8,7 +8,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from anyio import fail_after, wait_all_tasks_blocked
@@ -17,7 +16,6 @@ from service.batching import MicroBatcher, Outputs
 from service.errors import BatcherClosed, InferenceFailed
 from service.inference import InferenceEngine
 from service.runtime import ModelRuntime
-from tests.service.test_model_health_metrics import samples
 
 pytestmark = pytest.mark.anyio
 
@@ -214,11 +212,3 @@ async def test_stop_leaves_no_task_or_thread_behind(runtime: ModelRuntime) -> No
         await batching.infer(images(1, 0), ("probabilities",))
     assert not [task for task in asyncio.all_tasks() if task.get_name() == "mnist-micro-batcher"]
     assert [t for t in threading.enumerate() if t not in threads and t.name.startswith("mnist-infer")] == []
-
-
-async def test_read_metrics_shows_batch_sizes_and_queue_time(client: httpx.AsyncClient, digit_png: bytes) -> None:
-    posts = [client.post("/predict", files={"file": ("d.png", digit_png)}) for _ in range(16)]
-    assert all(response.status_code == 200 for response in await asyncio.gather(*posts))
-    values = samples((await client.get("/metrics")).text)
-    assert values[("mnist_inference_batch_size_sum", frozenset())] == 16
-    assert values[("mnist_inference_queue_seconds_count", frozenset())] == 16

@@ -76,14 +76,15 @@ async def test_read_metrics_counts_requests_by_route_template(client: httpx.Asyn
     assert values[("mnist_http_request_duration_seconds_count", latency)] == 3
 
 
-async def test_read_metrics_records_batch_sizes(client: httpx.AsyncClient, digit_png: bytes) -> None:
+async def test_read_metrics_records_batch_sizes_and_queue_time(client: httpx.AsyncClient, digit_png: bytes) -> None:
     files = [("files", (f"{i}.png", digit_png)) for i in range(3)]
     await client.post("/predict/batch", files=files)
     await client.post("/predict", files={"file": ("d.png", digit_png)})
     values = samples((await client.get("/metrics")).text)
-    assert values[("mnist_inference_batch_size_count", frozenset())] == 2
-    assert values[("mnist_inference_batch_size_sum", frozenset())] == 4
+    assert values[("mnist_inference_batch_size_count", frozenset())] == 2  # runs
+    assert values[("mnist_inference_batch_size_sum", frozenset())] == 4  # images
     assert values[("mnist_inference_batch_size_bucket", frozenset({("le", "2.0")}))] == 1
+    assert values[("mnist_inference_queue_seconds_count", frozenset())] == 2  # one wait per request
 
 
 async def test_read_metrics_publishes_model_info(client: httpx.AsyncClient) -> None:
