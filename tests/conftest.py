@@ -1,5 +1,7 @@
 """Shared fixtures: a randomly initialised convnet exported to a temporary ONNX file plays the model; apps and a
-real server built on it for the service and reliability suites.
+real server built on it for the service and reliability suites; the same on the committed, trained model.
+
+Helpers live in modules of their own (tests/paths.py, tests/shapes.py, tests/service/*.py ...), never here.
 
 NOTE: the service's imports stay inside the fixtures, so that the training suite runs without the serve extra.
 """
@@ -13,38 +15,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.paths import REPO_ROOT, committed_model, mnist_data_dir
+from tests.shapes import LAYER_SHAPES
+
 if TYPE_CHECKING:
     import httpx
 
     from service.config import Settings
     from tests.reliability.processes import LiveService
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-# The contract both halves meet at: each named output's shape without the batch dimension.
-LAYER_SHAPES = {
-    "conv1": [32, 26, 26],
-    "pool1": [32, 13, 13],
-    "conv2": [64, 11, 11],
-    "pool2": [64, 5, 5],
-    "conv3": [128, 3, 3],
-    "flatten": [1152],
-    "logits": [10],
-    "probabilities": [10],
-}
-
-
-def mnist_data_dir() -> Path:
-    """Where the MNIST IDX files are: MNIST_DATA_DIR, else the shared copy beside the checkout, else the
-    per-user cache (training.data downloads into it when the files are missing)."""
-    if env := os.environ.get("MNIST_DATA_DIR"):
-        return Path(env)
-    shared = REPO_ROOT.parent / "shared" / "datasets" / "mnist"
-    if shared.is_dir():
-        return shared
-    from training.data import default_data_dir
-
-    return default_data_dir()
+# NOTE: tests/training still imports these from here; every other test takes them from tests/paths.py and
+# tests/shapes.py.
+__all__ = ["LAYER_SHAPES", "REPO_ROOT", "mnist_data_dir"]
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +74,27 @@ def live_service(random_model: tuple[Path, Path], tmp_path_factory: pytest.TempP
     from tests.service.servers import service_env
 
     with launched(service_env(*random_model), tmp_path_factory.mktemp("live")) as service:
+        yield service
+
+
+@pytest.fixture
+async def committed_client(anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of an app serving the committed, trained model, every setting at its default."""
+    from service.config import Settings
+    from tests.service.clients import in_process_client
+
+    model, card = committed_model()
+    async with in_process_client(Settings(model_path=model, card_path=card)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def committed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """A real `python -m service` with the default settings, serving the committed, trained model on loopback."""
+    from tests.reliability.processes import launched
+    from tests.service.servers import service_env
+
+    with launched(service_env(*committed_model()), tmp_path_factory.mktemp("committed")) as service:
         yield service
 
 

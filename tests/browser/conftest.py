@@ -1,22 +1,24 @@
-"""Browser fixtures: the real service on a loopback port, Debian's headless Chromium driven by Playwright,
-and a page that records every console error, page error and CSP violation."""
+"""Browser fixtures: Debian's headless Chromium driven by Playwright, and pages of the real service on the
+committed model (`committed_service`, tests/conftest.py) that record every console error, page error and CSP
+violation (tests/browser/pages.py)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.service.servers import REPO_ROOT, running_service, service_env
+from tests.browser.pages import DESKTOP, PHONE, PageProblems, new_page
+from tests.paths import REPO_ROOT
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-MODEL = REPO_ROOT / "models" / "mnist_cnn.onnx"
+    from tests.reliability.processes import LiveService
+
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 # As root on a closed network: no sandbox, and none of Chromium's own calls home (each would fail).
 CHROMIUM_ARGS = [
@@ -28,33 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
-
-# Collects, inside the page, what a blocked inline script or style would raise: CSP violation events.
-RECORD_CSP_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.__cspViolations.push(`${event.violatedDirective} blocked ${event.blockedURI || "inline"}`);
-});
-"""
-
-
-@dataclass
-class PageProblems:
-    """Console errors and uncaught exceptions seen by one page."""
-
-    console_errors: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-
-
-@pytest.fixture(scope="session")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `python -m service` serving the committed model on a free loopback port."""
-    if not (MODEL.exists() and MODEL.with_suffix(".json").exists()):
-        pytest.skip(f"the trained model is not committed: {MODEL} and its card are needed")
-    with running_service(service_env(MODEL), tmp_path_factory.mktemp("web-server")) as running:
-        yield running.url
 
 
 # NOTE: module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread
@@ -76,27 +51,23 @@ def problems() -> PageProblems:
     return PageProblems()
 
 
-def _open_page(browser: Browser, base_url: str, problems: PageProblems, viewport: dict[str, int]) -> Iterator[Page]:
-    context = browser.new_context(viewport=viewport, base_url=base_url)
-    context.add_init_script(RECORD_CSP_VIOLATIONS)
-    page = context.new_page()
-    page.on("console", lambda message: message.type == "error" and problems.console_errors.append(message.text))
-    page.on("pageerror", lambda error: problems.page_errors.append(str(error)))
+def _drawing_page(browser: Browser, url: str, problems: PageProblems, viewport: dict[str, int]) -> Iterator[Page]:
+    page = new_page(browser, url, problems, viewport)
     page.goto("/")
     yield page
-    context.close()
+    page.context.close()
 
 
 @pytest.fixture
-def page(browser: Browser, base_url: str, problems: PageProblems) -> Iterator[Page]:
+def page(browser: Browser, committed_service: LiveService, problems: PageProblems) -> Iterator[Page]:
     """The drawing page at desktop size, loaded."""
-    yield from _open_page(browser, base_url, problems, DESKTOP)
+    yield from _drawing_page(browser, committed_service.url, problems, DESKTOP)
 
 
 @pytest.fixture
-def phone_page(browser: Browser, base_url: str, problems: PageProblems) -> Iterator[Page]:
+def phone_page(browser: Browser, committed_service: LiveService, problems: PageProblems) -> Iterator[Page]:
     """The drawing page on a 390 px wide phone screen, loaded."""
-    yield from _open_page(browser, base_url, problems, PHONE)
+    yield from _drawing_page(browser, committed_service.url, problems, PHONE)
 
 
 @pytest.fixture(scope="session")

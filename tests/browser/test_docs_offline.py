@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser.conftest import DESKTOP, RECORD_CSP_VIOLATIONS, PageProblems
+from tests.browser.pages import DESKTOP, PageProblems, new_page
+from tests.reliability.processes import LiveService
 from tests.service.images import draw_seven, encode
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
@@ -26,11 +27,11 @@ def blocked() -> list[str]:
 
 
 @pytest.fixture
-def offline_page(browser: Browser, base_url: str, problems: PageProblems, blocked: list[str]) -> Iterator[Page]:
+def offline_page(
+    browser: Browser, committed_service: LiveService, problems: PageProblems, blocked: list[str]
+) -> Iterator[Page]:
     """A blank page that reaches only the service: any other host fails as it would with no internet."""
-    context = browser.new_context(viewport=DESKTOP, base_url=base_url)
-    context.add_init_script(RECORD_CSP_VIOLATIONS)
-    page = context.new_page()
+    page = new_page(browser, committed_service.url, problems, DESKTOP)
 
     def only_loopback(route: Route) -> None:
         if urlsplit(route.request.url).hostname == "127.0.0.1":
@@ -40,10 +41,8 @@ def offline_page(browser: Browser, base_url: str, problems: PageProblems, blocke
             route.abort("internetdisconnected")
 
     page.route("**/*", only_loopback)
-    page.on("console", lambda message: message.type == "error" and problems.console_errors.append(message.text))
-    page.on("pageerror", lambda error: problems.page_errors.append(str(error)))
     yield page
-    context.close()
+    page.context.close()
 
 
 def assert_self_contained(page: Page, problems: PageProblems, blocked: list[str]) -> None:

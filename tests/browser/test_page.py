@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import PageProblems
-from tests.conftest import mnist_data_dir
-from tests.service.servers import REPO_ROOT
+from tests.browser.pages import PageProblems
+from tests.paths import REPO_ROOT, mnist_test_files
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
 expect = sync_api.expect
@@ -94,11 +93,9 @@ def canvas_stats(page: Page, selector: str) -> dict[str, float]:
 
 def mnist_png(index: int) -> tuple[bytes, int]:
     """A test-set digit as a PNG, and its label."""
-    if not (mnist_data_dir() / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"MNIST test files are not in {mnist_data_dir()} (set MNIST_DATA_DIR)")
     from training.data import load_split
 
-    split = load_split("test", mnist_data_dir(), download=False)
+    split = load_split("test", mnist_test_files(), download=False)
     buffer = io.BytesIO()
     Image.fromarray(split.images[index]).save(buffer, format="PNG")
     return buffer.getvalue(), int(split.labels[index])

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
+from tests.paths import REPO_ROOT, committed_model
 from tests.reliability.processes import launched
 from tests.service.models import copy_model
-from tests.service.servers import REPO_ROOT, service_env
+from tests.service.servers import service_env
 
 
 def predict_works(http: httpx.Client, digit_png: bytes) -> bool:
@@ -61,14 +61,12 @@ def test_model_file_deleted_then_overwritten_while_serving(
 def test_model_and_card_replaced_while_serving_take_effect_on_restart(
     random_model: tuple[Path, Path], tmp_path: Path, digit_png: bytes
 ) -> None:
+    committed = committed_model()
     model, card = copy_model(random_model, tmp_path)
-    committed = REPO_ROOT / "models" / "mnist_cnn.onnx"
-    if not committed.exists():
-        pytest.skip(f"the trained model is not committed: {committed}")
     with launched(service_env(model, card), tmp_path) as service, httpx.Client(base_url=service.url) as http:
         before = http.get("/health/ready").json()["model"]["sha256"]
         # A deploy: another valid model and its card, each swapped in with an atomic rename.
-        for source, target in ((committed, model), (committed.with_suffix(".json"), card)):
+        for source, target in zip(committed, (model, card), strict=True):
             staged = target.with_suffix(".new")
             staged.write_bytes(source.read_bytes())
             staged.replace(target)

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.paths import REPO_ROOT
 from tests.reliability.processes import LiveService
-from tests.service.servers import REPO_ROOT
 
 SECONDS = 15
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import Settings
-from tests.service.servers import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 SETTINGS_TABLE = "Settings (environment, prefix `MNIST_`"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import LAYER_SHAPES as SHAPES
+from tests.shapes import LAYER_SHAPES as SHAPES
 
 pytestmark = pytest.mark.anyio
 

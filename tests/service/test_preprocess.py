@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from service.config import Settings
 from service.errors import BadRequest, ServiceError, UnsupportedImage, UnusableImage
 from service.preprocess import mnist_recipe, prepare_digit
-from tests.conftest import mnist_data_dir
+from tests.paths import mnist_test_files
 
 # The limit a server has unless MNIST_MAX_IMAGE_PIXELS says otherwise.
 DEFAULT_MAX_PIXELS: int = Settings.model_fields["max_image_pixels"].default
@@ -103,10 +103,7 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 def read_mnist_test_images(count: int) -> np.ndarray:
-    path = mnist_data_dir() / "t10k-images-idx3-ubyte.gz"
-    if not path.exists():
-        pytest.skip(f"MNIST test images not found at {path} (set MNIST_DATA_DIR)")
-    with gzip.open(path) as file:
+    with gzip.open(mnist_test_files() / "t10k-images-idx3-ubyte.gz") as file:
         file.read(16)  # IDX header: magic, count, rows, cols
         return np.frombuffer(file.read(count * 28 * 28), dtype=np.uint8).reshape(count, 28, 28)
 

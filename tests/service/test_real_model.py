@@ -5,70 +5,50 @@ files: without them the tests skip, which CI (CI=true) counts as a failure (test
 from __future__ import annotations
 
 import gzip
-import io
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from service.config import Settings
-from tests.conftest import mnist_data_dir
-from tests.service.clients import in_process_client
-from tests.service.images import IMAGE_KINDS
-from tests.service.servers import REPO_ROOT
+from tests.paths import COMMITTED_CARD, mnist_test_files
+from tests.service.images import IMAGE_KINDS, encode
 
 pytestmark = pytest.mark.anyio
 
-MODEL = REPO_ROOT / "models" / "mnist_cnn.onnx"
-CARD = MODEL.with_suffix(".json")
-BATCH = 64
+BATCH = 64  # files per /predict/batch: the default max_batch_files
 TOLERANCE = 0.001  # 0.1 percentage points
 
 
 def read_idx(name: str, header: int) -> np.ndarray:
-    with gzip.open(mnist_data_dir() / name) as f:
+    with gzip.open(mnist_test_files() / name) as f:
         return np.frombuffer(f.read(), np.uint8, offset=header)
 
 
 def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return encode(Image.fromarray(pixels), compress_level=1)
 
 
 @pytest.fixture(scope="module")
 def mnist_test_set() -> tuple[list[bytes], np.ndarray]:
     """The 10,000 test images as PNG files, and their labels."""
-    if not (mnist_data_dir() / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"MNIST test files are not in {mnist_data_dir()} (set MNIST_DATA_DIR)")
     images = read_idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
     labels = read_idx("t10k-labels-idx1-ubyte.gz", 8)
     assert len(images) == len(labels) == 10_000
     return [png(image) for image in images], labels
 
 
-@pytest.fixture
-async def real_client(anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of the app serving the committed model."""
-    if not (MODEL.exists() and CARD.exists()):
-        pytest.skip(f"the committed model is missing: {MODEL} and its card {CARD.name} are needed")
-    async with in_process_client(Settings(model_path=MODEL, max_batch_files=BATCH)) as client:
-        yield client
-
-
 async def test_predict_digits_on_mnist_test_set_matches_card_accuracy(
-    real_client: httpx.AsyncClient, mnist_test_set: tuple[list[bytes], np.ndarray]
+    committed_client: httpx.AsyncClient, mnist_test_set: tuple[list[bytes], np.ndarray]
 ) -> None:
-    expected = json.loads(CARD.read_text())["metrics"]["test_accuracy"]
+    expected = json.loads(COMMITTED_CARD.read_text())["metrics"]["test_accuracy"]
     pngs, labels = mnist_test_set
     predicted: list[int] = []
     for start in range(0, len(pngs), BATCH):
         batch = pngs[start : start + BATCH]
         files = [("files", (f"{start + i}.png", data, "image/png")) for i, data in enumerate(batch)]
-        response = await real_client.post("/predict/batch", files=files)
+        response = await committed_client.post("/predict/batch", files=files)
         assert response.status_code == 200, response.text
         predicted += [item["digit"] for item in response.json()["predictions"]]
     accuracy = float(np.mean(np.array(predicted) == labels))
@@ -76,7 +56,7 @@ async def test_predict_digits_on_mnist_test_set_matches_card_accuracy(
 
 
 @pytest.mark.parametrize("kind", sorted(IMAGE_KINDS))
-async def test_predict_digit_reads_a_drawn_seven(real_client: httpx.AsyncClient, kind: str) -> None:
-    response = await real_client.post("/predict", files={"file": (f"seven.{kind}", IMAGE_KINDS[kind]())})
+async def test_predict_digit_reads_a_drawn_seven(committed_client: httpx.AsyncClient, kind: str) -> None:
+    response = await committed_client.post("/predict", files={"file": (f"seven.{kind}", IMAGE_KINDS[kind]())})
     assert response.status_code == 200, response.text
     assert response.json()["digit"] == 7

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,26 +18,23 @@ from service.errors import BadRequest
 from service.main import create_app
 from service.runtime import LAYER_NAMES, OUTPUT_SHAPES, ModelRuntime
 from service.v2 import split_body
-from tests.conftest import mnist_data_dir
-from tests.service.clients import in_process_client
-from tests.service.servers import REPO_ROOT
+from tests.paths import mnist_test_files
+from tests.service.images import encode
 
 pytestmark = pytest.mark.anyio
 
-MODEL = REPO_ROOT / "models" / "mnist_cnn.onnx"
 INFER = "/v2/models/mnist_cnn/infer"
 HEADER_LENGTH = "Inference-Header-Content-Length"
-MAX_BATCH = 64
-BODY_LIMIT = 2_000_000
+DIGITS = 64  # MNIST test digits in one request: a full batch at the default max_batch_files
+BODY_LIMIT = 2_000_000  # bytes; the default, 20 MiB, would make each over-the-limit test send 20 MiB
 
 
 @pytest.fixture
 def settings(random_model: tuple[Path, Path]) -> Settings:
-    """The random test model, with room for a batch of 64 (overrides conftest's small batch limit)."""
+    """The random test model with every setting at its default but the body limit, BODY_LIMIT (overrides
+    tests/conftest.py's `settings`, and `client` follows)."""
     model_path, card_path = random_model
-    return Settings(
-        model_path=model_path, card_path=card_path, max_batch_files=MAX_BATCH, max_batch_upload_bytes=BODY_LIMIT
-    )
+    return Settings(model_path=model_path, card_path=card_path, max_batch_upload_bytes=BODY_LIMIT)
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +48,8 @@ def mnist() -> tuple[np.ndarray, np.ndarray]:
     """The first 64 MNIST test images (64, 28, 28) uint8 and their labels."""
     from training.data import load_split
 
-    if not (mnist_data_dir() / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"MNIST test files are not in {mnist_data_dir()} (set MNIST_DATA_DIR)")
-    split = load_split("test", mnist_data_dir(), download=False)
-    return split.images[:MAX_BATCH], split.labels[:MAX_BATCH]
-
-
-@pytest.fixture
-async def real_client(anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of the app serving the committed, trained model."""
-    if not MODEL.exists():
-        pytest.skip(f"the trained model is not committed yet: {MODEL}")
-    async with in_process_client(Settings(model_path=MODEL, max_batch_files=MAX_BATCH)) as client:
-        yield client
+    split = load_split("test", mnist_test_files(), download=False)
+    return split.images[:DIGITS], split.labels[:DIGITS]
 
 
 @pytest.fixture
@@ -129,9 +114,7 @@ def decode(response: httpx.Response) -> tuple[dict[str, Any], dict[str, np.ndarr
 
 
 def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return encode(Image.fromarray(pixels))
 
 
 # ---- health and metadata -----------------------------------------------------------------------------
@@ -347,35 +330,35 @@ async def test_infer_reads_a_compressed_body(client: httpx.AsyncClient, encoding
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
 async def test_infer_reads_mnist_test_digits(
-    real_client: httpx.AsyncClient, mnist: tuple[np.ndarray, np.ndarray], binary: bool
+    committed_client: httpx.AsyncClient, mnist: tuple[np.ndarray, np.ndarray], binary: bool
 ) -> None:
     pixels, labels = mnist
     images = (pixels.astype(np.float32) / 255.0)[:, None]  # (64, 1, 28, 28)
     if binary:
         image_input, data = binary_input(images)
         request = {"inputs": [image_input], "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}]}
-        response = await real_client.post(INFER, content=(body := binary_body(request, data))[0], headers=body[1])
+        response = await committed_client.post(INFER, content=(body := binary_body(request, data))[0], headers=body[1])
     else:
-        response = await real_client.post(
+        response = await committed_client.post(
             INFER, json={"inputs": [tensor(images)], "outputs": [{"name": "probabilities"}]}
         )
     assert response.status_code == 200, response.text
     probabilities = decode(response)[1]["probabilities"]
-    assert probabilities.shape == (64, 10)
+    assert probabilities.shape == (DIGITS, 10)
     np.testing.assert_array_equal(probabilities.argmax(axis=1), labels)
 
 
 async def test_infer_agrees_with_predict_on_mnist_test_digits(
-    real_client: httpx.AsyncClient, mnist: tuple[np.ndarray, np.ndarray]
+    committed_client: httpx.AsyncClient, mnist: tuple[np.ndarray, np.ndarray]
 ) -> None:
     pixels, labels = mnist
     pixels, labels = pixels[:16], labels[:16]
     files = [("files", (f"{i}.png", png(image), "image/png")) for i, image in enumerate(pixels)]
-    predicted = await real_client.post("/predict/batch", files=files)
+    predicted = await committed_client.post("/predict/batch", files=files)
     assert predicted.status_code == 200, predicted.text
     from_predict = np.array([item["probabilities"] for item in predicted.json()["predictions"]])
     request = {"inputs": [tensor(pixels, "UINT8")], "outputs": [{"name": "probabilities"}]}  # (16, 28, 28)
-    response = await real_client.post(INFER, json=request)
+    response = await committed_client.post(INFER, json=request)
     assert response.status_code == 200, response.text
     from_v2 = decode(response)[1]["probabilities"]
     np.testing.assert_array_equal(from_v2.argmax(axis=1), labels)
@@ -494,11 +477,11 @@ async def test_infer_unknown_model_or_version_is_404(client: httpx.AsyncClient, 
     assert "unknown" in response.json()["error"]
 
 
-async def test_infer_batch_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
-    pixels = np.zeros((MAX_BATCH + 1, 1, 28, 28), np.uint8)
+async def test_infer_batch_over_the_limit_is_413(client: httpx.AsyncClient, settings: Settings) -> None:
+    pixels = np.zeros((settings.max_batch_files + 1, 1, 28, 28), np.uint8)
     response = await client.post(INFER, json={"inputs": [tensor(pixels, "UINT8")]})
     assert response.status_code == 413
-    assert "over the limit of 64" in response.json()["error"]
+    assert f"over the limit of {settings.max_batch_files}" in response.json()["error"]
 
 
 async def test_infer_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:

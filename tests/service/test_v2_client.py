@@ -11,26 +11,16 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from service.runtime import LAYER_NAMES, OUTPUT_SHAPES
-from tests.conftest import mnist_data_dir
-from tests.service.servers import REPO_ROOT, running_service, service_env
+from tests.paths import mnist_test_files
+from tests.reliability.processes import LiveService
 
-MODEL = REPO_ROOT / "models" / "mnist_cnn.onnx"
-CARD = MODEL.with_suffix(".json")
 BATCH = 64
 
 
-@pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """host:port of a real server on a free loopback port, serving the committed model."""
-    if not (MODEL.exists() and CARD.exists()):
-        pytest.skip(f"the trained model is not committed yet: {MODEL} and its card are needed")
-    with running_service(service_env(MODEL, CARD), tmp_path_factory.mktemp("v2-server")) as running:
-        yield running.url.removeprefix("http://")
-
-
 @pytest.fixture
-def client(url: str) -> Iterator[triton.InferenceServerClient]:
-    client = triton.InferenceServerClient(url)
+def client(committed_service: LiveService) -> Iterator[triton.InferenceServerClient]:
+    """tritonclient's HTTP client of the real server on the committed model (tests/conftest.py)."""
+    client = triton.InferenceServerClient(f"127.0.0.1:{committed_service.port}")
     yield client
     client.close()
 
@@ -40,9 +30,7 @@ def mnist() -> tuple[np.ndarray, np.ndarray]:
     """The first 64 MNIST test images as the model takes them, (64, 1, 28, 28) float32, and their labels."""
     from training.data import load_split
 
-    if not (mnist_data_dir() / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"MNIST test files are not in {mnist_data_dir()} (set MNIST_DATA_DIR)")
-    split = load_split("test", mnist_data_dir(), download=False)
+    split = load_split("test", mnist_test_files(), download=False)
     return (split.images[:BATCH, None] / np.float32(255.0)).astype(np.float32), split.labels[:BATCH]
 
 
