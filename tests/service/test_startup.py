@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from bench.servers import Server
+from tests.paths import REPO_ROOT
 from tests.service.models import copy_model, flip_byte, off_contract_model, write_card_for
-from tests.service.servers import REPO_ROOT, free_port, service_env, start_service, stop, wait_ready
+from tests.service.servers import free_port, service_env, start_service
 
 
 def _cases(random_model: tuple[Path, Path], directory: Path) -> dict[str, dict[str, str]]:
@@ -99,16 +102,12 @@ def test_start_help_shows_flags_with_defaults() -> None:
         assert flag in result.stdout
 
 
-def test_uvicorn_factory_serves_the_app(random_model: tuple[Path, Path]) -> None:
+def test_uvicorn_factory_serves_the_app(random_model: tuple[Path, Path], tmp_path: Path) -> None:
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory", "--port", str(port)]
-    process = subprocess.Popen(
-        command, env=service_env(*random_model), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_ready(process, f"http://127.0.0.1:{port}")
-    finally:
-        stop(process)
+    # Server.running waits for /health/ready to answer 200, else fails with the server's output.
+    with Server("uvicorn-factory", command, port, service_env(*random_model)).running(tmp_path) as server:
+        assert httpx.get(f"{server.url}/model", timeout=30).json()["name"] == "mnist_cnn"
 
 
 def test_start_refuses_a_port_in_use_before_loading_the_model(random_model: tuple[Path, Path]) -> None:
