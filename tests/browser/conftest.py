@@ -15,7 +15,7 @@ from tests.browser.pages import DESKTOP, PHONE, PageProblems, new_page
 from tests.paths import REPO_ROOT
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, ViewportSize
 
     from tests.reliability.processes import LiveService
 
@@ -51,7 +51,7 @@ def problems() -> PageProblems:
     return PageProblems()
 
 
-def _drawing_page(browser: Browser, url: str, problems: PageProblems, viewport: dict[str, int]) -> Iterator[Page]:
+def _drawing_page(browser: Browser, url: str, problems: PageProblems, viewport: ViewportSize) -> Iterator[Page]:
     page = new_page(browser, url, problems, viewport)
     page.goto("/")
     yield page

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize
 
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 # Collects, inside the page, what a blocked inline script or style would raise: CSP violation events.
 RECORD_CSP_VIOLATIONS = """
@@ -28,12 +28,17 @@ class PageProblems:
     page_errors: list[str] = field(default_factory=list)
 
 
-def new_page(browser: Browser, base_url: str, problems: PageProblems, viewport: dict[str, int]) -> Page:
+def new_page(browser: Browser, base_url: str, problems: PageProblems, viewport: ViewportSize) -> Page:
     """A blank page in a context of its own, its CSP violations in window.__cspViolations and its console
     errors and uncaught exceptions in problems; close it with page.context.close()."""
     context = browser.new_context(viewport=viewport, base_url=base_url)
     context.add_init_script(RECORD_CSP_VIOLATIONS)
     page = context.new_page()
-    page.on("console", lambda message: message.type == "error" and problems.console_errors.append(message.text))
+
+    def record_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.console_errors.append(message.text)
+
+    page.on("console", record_console)
     page.on("pageerror", lambda error: problems.page_errors.append(str(error)))
     return page

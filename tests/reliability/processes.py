@@ -1,14 +1,17 @@
-"""A real `python -m service` child whose memory the tests read (VmRSS, VmHWM from /proc/PID/status)."""
+"""A real `python -m service` child that the tests signal, wait for and read from /proc: its memory (VmRSS,
+VmHWM from /proc/PID/status) and its CPU time (/proc/PID/stat)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bench.servers import Server, memory_mib
 
-__all__ = ["LiveService", "launched", "memory_mib", "reset_peak"]
+__all__ = ["LiveService", "cpu_seconds", "launched", "memory_mib", "reset_peak"]
 
 
 def reset_peak(pid: int) -> bool:
@@ -20,8 +23,21 @@ def reset_peak(pid: int) -> bool:
     return True
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process has used so far, all its threads, user and system (from /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
+
+
 class LiveService(Server):
     """A running server whose memory the tests read; one process (no --workers), so its peak is all of it."""
+
+    @property
+    def child(self) -> subprocess.Popen:
+        """The server's process, to signal and wait for; AssertionError before it is started."""
+        assert self.process is not None, "not started"
+        return self.process
 
     def peak_mib(self) -> float:
         return memory_mib(self.pid)["VmHWM"]

@@ -7,14 +7,11 @@ after = growth of VmRSS once it is answered, both in MiB over the RSS before the
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,7 +19,8 @@ import pytest
 from service.preprocess import _PixelBudget
 from tests.reliability import payloads
 from tests.reliability.payloads import image_case
-from tests.reliability.processes import LiveService, launched, reset_peak
+from tests.reliability.processes import LiveService, cpu_seconds, launched, reset_peak
+from tests.reliability.raw_http import connect
 from tests.service.servers import service_env
 
 MiB = 1024 * 1024
@@ -36,7 +34,7 @@ def measure(service: LiveService, name: str, run: Callable[[], None]) -> tuple[f
     run()
     peak, after = service.peak_mib() - before, service.rss_mib() - before
     print(f"\nmemory: {name}: RSS before {before:.0f} MiB, peak {peak:+.0f} MiB, after {after:+.0f} MiB")
-    assert service.process.poll() is None, "the server died"
+    assert service.child.poll() is None, "the server died"
     return peak, after
 
 
@@ -131,10 +129,8 @@ def test_endless_request_headers_are_cut_off(random_model: tuple[Path, Path], tm
 
 
 def _send_endless_headers(live_service: LiveService) -> None:
-    address = urlsplit(live_service.url)
-
     def send_headers() -> None:
-        with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        with connect(live_service) as sock:
             line = b"X-Junk: " + b"a" * MiB + b"\r\n"
             with contextlib.suppress(OSError):  # the server may (rightly) hang up on us
                 sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
@@ -145,13 +141,6 @@ def _send_endless_headers(live_service: LiveService) -> None:
 
     peak, _ = measure(live_service, "64 MiB of request headers", send_headers)
     assert peak < 16
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time the process has used so far, all its threads, user and system (from /proc/PID/stat)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()  # after the command name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
 
 
 def test_form_of_empty_fields_does_not_stall_the_server(live_service: LiveService) -> None:

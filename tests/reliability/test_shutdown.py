@@ -8,20 +8,18 @@ what the server shows (its sockets in /proc/net/tcp, its log, its exit).
 
 from __future__ import annotations
 
-import re
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 
 from service.config import Settings
 from tests.reliability.processes import LiveService, launched
+from tests.reliability.raw_http import connect, read_response
 from tests.service.images import draw_seven, encode
 from tests.service.servers import service_env
 
@@ -63,36 +61,16 @@ def server_has_read_everything(service: LiveService, connections: int) -> bool:
 
     Read bytes have been parsed: uvicorn then holds a request in flight, which SIGTERM drains, not drops.
     """
-    server_side, client_side = established(urlsplit(service.url).port)
+    server_side, client_side = established(service.port)
     return len(server_side) == len(client_side) == connections and not any(server_side) and not any(client_side)
 
 
 def refuses_connections(service: LiveService) -> bool:
-    address = urlsplit(service.url)
     try:
-        socket.create_connection((address.hostname, address.port), timeout=2).close()
+        connect(service, timeout=2).close()
     except OSError:
         return True
     return False
-
-
-def read_head(sock: socket.socket) -> bytes:
-    """The status line and headers of one response on a raw socket, its body read and dropped."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += recv_some(sock)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = re.search(rb"(?i)content-length: *(\d+)", head)
-    assert length, head
-    while len(body) < int(length.group(1)):
-        body += recv_some(sock)
-    return head
-
-
-def recv_some(sock: socket.socket) -> bytes:
-    chunk = sock.recv(65536)
-    assert chunk, "the server closed the connection"
-    return chunk
 
 
 def gated_body(body: bytes, sent: threading.Event, gate: threading.Event) -> Iterator[bytes]:
@@ -123,14 +101,14 @@ def test_sigterm_lets_requests_in_flight_finish(random_model: tuple[Path, Path],
             try:
                 assert all(event.wait(timeout=30) for event in sent)
                 wait_until(lambda: server_has_read_everything(service, count), "the server to read every head")
-                service.process.send_signal(signal.SIGTERM)
+                service.child.send_signal(signal.SIGTERM)
                 wait_until(lambda: DRAINING in service.log(), "the server to start draining")
                 assert refuses_connections(service)  # it stopped listening ...
                 assert not any(status.done() for status in statuses)  # ... with every request still in flight
             finally:
                 gate.set()
             assert [status.result() for status in statuses] == [200] * count
-        exit_code = service.process.wait(timeout=60)
+        exit_code = service.child.wait(timeout=60)
         log = service.log()
     assert exit_code in CLEAN_EXITS
     assert "Traceback" not in log and "Finished server process" in log
@@ -141,15 +119,14 @@ def test_sigterm_cuts_a_stalled_client_off_after_the_shutdown_timeout(
 ) -> None:
     env = service_env(*random_model, MNIST_SHUTDOWN_TIMEOUT="1")
     with launched(env, tmp_path) as service:
-        address = urlsplit(service.url)
-        with socket.create_connection((address.hostname, address.port), timeout=30) as stalled:
+        with connect(service) as stalled:
             # Headers promise 100 kB of image; 40 bytes come, then nothing.
             head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n"
             stalled.sendall(head + b"\x89PNG" * 10)
             wait_until(lambda: server_has_read_everything(service, 1), "the server to read the stalled head")
             start = time.monotonic()
-            service.process.send_signal(signal.SIGTERM)
-            exit_code = service.process.wait(timeout=60)
+            service.child.send_signal(signal.SIGTERM)
+            exit_code = service.child.wait(timeout=60)
             elapsed = time.monotonic() - start
         log = service.log()
     assert exit_code in CLEAN_EXITS
@@ -164,15 +141,14 @@ def test_sigterm_with_idle_keep_alive_connections_exits_promptly(
 ) -> None:
     # A long grace: were idle connections waited for like requests in flight, the exit would take 60 s.
     with launched(service_env(*random_model, MNIST_SHUTDOWN_TIMEOUT="60"), tmp_path) as service:
-        address = urlsplit(service.url)
-        idle = [socket.create_connection((address.hostname, address.port), timeout=30) for _ in range(4)]
+        idle = [connect(service) for _ in range(4)]
         try:
             for sock in idle:
                 sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert read_head(sock).startswith(b"HTTP/1.1 200")  # answered; the connection stays open, idle
-            service.process.send_signal(signal.SIGTERM)
+                assert read_response(sock)[0].startswith(b"HTTP/1.1 200")  # answered; the connection stays open, idle
+            service.child.send_signal(signal.SIGTERM)
             hung_up = [sock.recv(1) == b"" for sock in idle]  # the server closes each at once
-            exit_code = service.process.wait(timeout=30)
+            exit_code = service.child.wait(timeout=30)
         finally:
             for sock in idle:
                 sock.close()

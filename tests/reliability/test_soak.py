@@ -30,4 +30,4 @@ def test_soak_mixed_endpoints_without_a_failure_and_with_flat_memory(live_servic
     assert len(summary["by_endpoint"]) >= 9  # every endpoint of the mix was exercised
     assert summary["flat_memory"], summary["rss_mib"]
     assert result.returncode == 0, result.stderr
-    assert live_service.process.poll() is None
+    assert live_service.child.poll() is None

@@ -4,16 +4,16 @@ a declared oversize body is refused before it is sent. The errors themselves are
 
 from __future__ import annotations
 
-import socket
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from service.config import Settings
 from tests.reliability.processes import LiveService
+from tests.reliability.raw_http import connect, read_response
 
 DEFAULT_LIMIT = Settings.model_fields["max_upload_bytes"].default  # the server runs with the default settings
 
@@ -22,20 +22,6 @@ DEFAULT_LIMIT = Settings.model_fields["max_upload_bytes"].default  # the server 
 def http(live_service: LiveService) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_service.url, timeout=30) as client:
         yield client
-
-
-def raw_exchange(server: str, request: bytes) -> bytes:
-    """Send bytes on a fresh connection and read until the server closes it or answers a full response."""
-    address = urlsplit(server)
-    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
-        sock.sendall(request)
-        answer = b""
-        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-    return answer
 
 
 def test_predict_digit_over_loopback(http: httpx.Client, digit_png: bytes) -> None:
@@ -88,6 +74,8 @@ def test_predict_digit_refuses_declared_oversize_before_the_body(live_service: L
     head = (
         f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {DEFAULT_LIMIT + 1}\r\n\r\n"
     ).encode()
-    answer = raw_exchange(live_service.url, head)
-    assert answer.startswith(b"HTTP/1.1 413 ")
-    assert b'{"error":' in answer and f"{DEFAULT_LIMIT:,}".encode() in answer
+    with connect(live_service, timeout=10) as sock:
+        sock.sendall(head)
+        status_and_headers, body = read_response(sock)
+    assert status_and_headers.startswith(b"HTTP/1.1 413 ")
+    assert f"{DEFAULT_LIMIT:,}" in json.loads(body)["error"]
