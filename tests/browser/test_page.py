@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -15,6 +14,7 @@ from PIL import Image
 
 from tests.browser.pages import PageProblems
 from tests.paths import REPO_ROOT, mnist_test_files
+from tests.service.images import encode
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
 expect = sync_api.expect
@@ -96,15 +96,11 @@ def mnist_png(index: int) -> tuple[bytes, int]:
     from training.data import load_split
 
     split = load_split("test", mnist_test_files(), download=False)
-    buffer = io.BytesIO()
-    Image.fromarray(split.images[index]).save(buffer, format="PNG")
-    return buffer.getvalue(), int(split.labels[index])
+    return encode(Image.fromarray(split.images[index])), int(split.labels[index])
 
 
 def blank_png() -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.zeros((64, 64), np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return encode(Image.fromarray(np.zeros((64, 64), np.uint8)))
 
 
 # ---- predictions -------------------------------------------------------------------------------------

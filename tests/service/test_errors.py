@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -13,19 +11,9 @@ from PIL import Image
 from service.config import Settings
 from service.main import create_app
 from tests.service.error_bodies import assert_error
-from tests.service.images import draw_seven, encode
+from tests.service.images import draw_seven, encode, png_header_claiming
 
 pytestmark = pytest.mark.anyio
-
-
-def png_header_claiming(width: int, height: int) -> bytes:
-    """A PNG whose header declares width x height pixels, with a tiny (truncated) body."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
 
 
 # ---- 400 malformed request ---------------------------------------------------------------------------
@@ -234,7 +222,7 @@ async def test_predict_digit_of_blank_image_is_422(client: httpx.AsyncClient) ->
 
 
 async def test_predict_digit_of_decompression_bomb_is_422(client: httpx.AsyncClient) -> None:
-    bomb = png_header_claiming(50_000, 50_000)  # 2.5 gigapixels declared in a 100-byte file
+    bomb = png_header_claiming(50_000, 50_000)  # 2.5 gigapixels declared in a 65-byte file
     response = await client.post("/predict", files={"file": ("bomb.png", bomb)})
     await assert_error(client, response, 422, "pixels")
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import resource
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from service.config import Settings
 from service.errors import BadRequest, ServiceError, UnsupportedImage, UnusableImage
 from service.preprocess import mnist_recipe, prepare_digit
 from tests.paths import mnist_test_files
+from tests.service.images import encode, png_header_claiming
 
 # The limit a server has unless MNIST_MAX_IMAGE_PIXELS says otherwise.
 DEFAULT_MAX_PIXELS: int = Settings.model_fields["max_image_pixels"].default
@@ -27,12 +26,6 @@ def prepare(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
 
 # --- images made in memory --------------------------------------------------------------------------
-
-
-def encode(image: Image.Image, fmt: str = "PNG", **params: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **params)
-    return buffer.getvalue()
 
 
 def seven_mask(size: tuple[int, int] = (120, 120), offset: tuple[int, int] = (0, 0)) -> Image.Image:
@@ -90,16 +83,6 @@ def ink_box(image: np.ndarray, level: float = 0.1) -> tuple[int, int]:
     rows = np.flatnonzero((image > level).any(axis=1))
     cols = np.flatnonzero((image > level).any(axis=0))
     return int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG whose IHDR claims width x height 8-bit grey pixels and whose IDAT holds nothing."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def read_mnist_test_images(count: int) -> np.ndarray:
@@ -351,7 +334,7 @@ def test_prepare_digit_rejects_truncated_image_with_service_error(fmt: str) -> N
 
 
 def test_prepare_digit_rejects_decompression_bomb_header_before_decoding() -> None:
-    data = png_header_only(50_000, 50_000)  # 2.5 gigapixels declared in 67 bytes
+    data = png_header_claiming(50_000, 50_000)  # 2.5 gigapixels declared in 65 bytes
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     with pytest.raises(UnusableImage, match="2,500,000,000 pixels"):
         prepare(data)
@@ -361,12 +344,12 @@ def test_prepare_digit_rejects_decompression_bomb_header_before_decoding() -> No
 @pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
 def test_prepare_digit_rejects_header_when_pillow_bomb_warning_is_an_error() -> None:
     with pytest.raises(UnusableImage, match="100,000,000 pixels"):
-        prepare(png_header_only(10_000, 10_000))  # over Image.MAX_IMAGE_PIXELS: Pillow warns
+        prepare(png_header_claiming(10_000, 10_000))  # over Image.MAX_IMAGE_PIXELS: Pillow warns
 
 
 def test_prepare_digit_rejects_header_over_default_pixel_limit() -> None:
     with pytest.raises(UnusableImage, match="7000x7000"):
-        prepare(png_header_only(7000, 7000))  # 49 MP: under Pillow's own guard, over ours
+        prepare(png_header_claiming(7000, 7000))  # 49 MP: under Pillow's own guard, over ours
 
 
 def test_prepare_digit_rejects_image_over_given_max_pixels() -> None:
@@ -376,7 +359,7 @@ def test_prepare_digit_rejects_image_over_given_max_pixels() -> None:
 
 def test_prepare_digit_rejects_zero_width_header() -> None:
     with pytest.raises(ServiceError):
-        prepare(png_header_only(0, 10))
+        prepare(png_header_claiming(0, 10))
 
 
 def test_mnist_recipe_rejects_non_2d_array() -> None:

@@ -26,17 +26,13 @@ def read_idx(name: str, header: int) -> np.ndarray:
         return np.frombuffer(f.read(), np.uint8, offset=header)
 
 
-def png(pixels: np.ndarray) -> bytes:
-    return encode(Image.fromarray(pixels), compress_level=1)
-
-
 @pytest.fixture(scope="module")
 def mnist_test_set() -> tuple[list[bytes], np.ndarray]:
     """The 10,000 test images as PNG files, and their labels."""
     images = read_idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
     labels = read_idx("t10k-labels-idx1-ubyte.gz", 8)
     assert len(images) == len(labels) == 10_000
-    return [png(image) for image in images], labels
+    return [encode(Image.fromarray(image), compress_level=1) for image in images], labels
 
 
 async def test_predict_digits_on_mnist_test_set_matches_card_accuracy(

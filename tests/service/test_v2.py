@@ -113,10 +113,6 @@ def decode(response: httpx.Response) -> tuple[dict[str, Any], dict[str, np.ndarr
     return header, arrays
 
 
-def png(pixels: np.ndarray) -> bytes:
-    return encode(Image.fromarray(pixels))
-
-
 # ---- health and metadata -----------------------------------------------------------------------------
 
 
@@ -353,7 +349,7 @@ async def test_infer_agrees_with_predict_on_mnist_test_digits(
 ) -> None:
     pixels, labels = mnist
     pixels, labels = pixels[:16], labels[:16]
-    files = [("files", (f"{i}.png", png(image), "image/png")) for i, image in enumerate(pixels)]
+    files = [("files", (f"{i}.png", encode(Image.fromarray(image)), "image/png")) for i, image in enumerate(pixels)]
     predicted = await committed_client.post("/predict/batch", files=files)
     assert predicted.status_code == 200, predicted.text
     from_predict = np.array([item["probabilities"] for item in predicted.json()["predictions"]])
