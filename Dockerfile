@@ -57,7 +57,7 @@ WORKDIR /app
 USER app
 # Mount the data at /data (the IDX files; downloaded there when missing) and a folder at /app/models.
 # No VOLUME line: it would leave an anonymous volume behind every `docker compose run`.
-# Writes artifacts/mnist_cnn.pt, then models/mnist_cnn.onnx + models/mnist_cnn.json (relative to /app).
+# Writes a checkpoint under artifacts/, then models/<name>/<version>/model.onnx + card.json (relative to /app).
 CMD ["sh", "-c", "python -m training train && python -m training export"]
 
 # ---- service: the default target ---------------------------------------------------------------
@@ -71,7 +71,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     ORT_DISABLE_TELEMETRY=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    MNIST_MODEL_PATH=/app/models/mnist_cnn.onnx \
+    MNIST_MODEL_REPOSITORY=/app/models \
     MNIST_HOST=0.0.0.0 \
     MNIST_PORT=8000
 RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
@@ -81,7 +81,7 @@ COPY models/ models/
 USER app
 EXPOSE 8000
 # python's urllib, so the image needs no curl. urlopen raises on a refused connection (uvicorn listens only
-# once the model is loaded) and on an error status, so either is unhealthy.
+# once the models are loaded) and on an error status, so either is unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('MNIST_PORT', '8000')}/health/ready\", timeout=4)"]
 # The README's command (scripts/serve runs the same); flags such as --workers 2 may follow.

@@ -27,7 +27,10 @@ HERE = Path(__file__).resolve().parents[1]
 
 
 def server_for(checkout: Path, name: str) -> Server:
-    env = service_env(checkout / "models" / "mnist_cnn.onnx", PYTHONPATH=str(checkout))
+    # NOTE: a checkout from before the model repository (2026-12-01) reads MNIST_MODEL_PATH instead.
+    env = service_env(
+        checkout / "models", PYTHONPATH=str(checkout), MNIST_MODEL_PATH=str(checkout / "models/mnist_cnn.onnx")
+    )
     server = Server.for_service(env, None, "--log-level", "warning", name=name)
     server.cwd = checkout
     return server

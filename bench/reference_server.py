@@ -2,7 +2,7 @@
 
 `uvicorn bench.reference_server:app --host 127.0.0.1 --port 8001` serves it. It answers POST /predict with
 multipart field `file`, like the service. Weights come from artifacts/mnist_cnn.pt when present, else from
-the initializers of models/mnist_cnn.onnx (the same numbers: the ONNX file is exported from that model).
+the initializers of models/mnist_cnn/1/model.onnx (the same numbers: the ONNX file is exported from that model).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from training.model import MnistCNN
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = REPO_ROOT / "artifacts" / "mnist_cnn.pt"
-ONNX_MODEL = Path(os.environ.get("MNIST_MODEL_PATH", REPO_ROOT / "models" / "mnist_cnn.onnx"))
+ONNX_MODEL = REPO_ROOT / "models" / "mnist_cnn" / "1" / "model.onnx"
 
 
 def load_weights(model: MnistCNN) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Self
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-COMMITTED_MODEL = REPO_ROOT / "models" / "mnist_cnn.onnx"
+COMMITTED_REPOSITORY = REPO_ROOT / "models"  # the committed models, <name>/<version>/model.onnx + card.json
 READY_TIMEOUT = 60.0  # seconds
 # NOTE: bench times cold start to the first 200, so poll often; a refused connect costs microseconds.
 POLL_INTERVAL = 0.005  # seconds
@@ -41,12 +41,9 @@ def clean_env(**variables: str) -> dict[str, str]:
     return env | {"PYTHONPATH": str(REPO_ROOT)} | variables
 
 
-def service_env(model_path: Path, card_path: Path | None = None, **extra: str) -> dict[str, str]:
-    """The environment of a `python -m service` child: our model via MNIST_* variables, no stray ones."""
-    model = {"MNIST_MODEL_PATH": str(model_path)}
-    if card_path is not None:
-        model["MNIST_CARD_PATH"] = str(card_path)
-    return clean_env(**model, **extra)
+def service_env(repository: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m service` child: our model repository via MNIST_*, no stray MNIST_* ones."""
+    return clean_env(MNIST_MODEL_REPOSITORY=str(repository), **extra)
 
 
 def service_command(port: int, *flags: str) -> list[str]:
@@ -207,9 +204,9 @@ class Server:
 
 
 def service(port: int, cpus: str | None, workers: int = 1) -> Server:
-    """`python -m service` serving the committed model, access logs off."""
+    """`python -m service` serving the committed models, access logs off."""
     flags = ("--workers", str(workers), "--log-level", "warning")
-    return Server.for_service(service_env(COMMITTED_MODEL), port, *flags, cpus=cpus)
+    return Server.for_service(service_env(COMMITTED_REPOSITORY), port, *flags, cpus=cpus)
 
 
 def reference(port: int, cpus: str | None) -> Server:

@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python scripts/soak.py` from anywhere, as bench/run.py
 
-from bench.servers import COMMITTED_MODEL, Server, service_env, tree_rss_mib  # noqa: E402
+from bench.servers import COMMITTED_REPOSITORY, Server, service_env, tree_rss_mib  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -218,9 +218,9 @@ def check_loopback(url: str) -> None:
         sys.exit(f"soak: refusing {url}: only loopback addresses (127.0.0.0/8, ::1, localhost) are soaked")
 
 
-def start_server(model: Path) -> Server:
-    """`python -m service` serving model on a free loopback port, ready; its output in $TMPDIR."""
-    server = Server.for_service(service_env(model, MNIST_LOG_LEVEL="warning"), name="soak-server")
+def start_server(repository: Path) -> Server:
+    """`python -m service` serving a model repository on a free loopback port, ready; its output in $TMPDIR."""
+    server = Server.for_service(service_env(repository, MNIST_LOG_LEVEL="warning"), name="soak-server")
     try:
         server.start(Path(os.environ.get("TMPDIR", "/tmp")))
     except RuntimeError as err:
@@ -236,7 +236,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--url", help="a running server on loopback (default: start one)")
     parser.add_argument("--pid", type=int, help="its process id, for the memory samples")
-    parser.add_argument("--model", type=Path, default=COMMITTED_MODEL, help="model to serve")
+    parser.add_argument("--repository", type=Path, default=COMMITTED_REPOSITORY, help="model repository to serve")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load")
     parser.add_argument("--concurrency", type=int, default=64, help="clients sending at once")
     parser.add_argument("--max-growth-mib", type=float, default=32.0, help="RSS growth after warm-up that fails")
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         check_loopback(args.url)
         url, pid = args.url.rstrip("/"), args.pid
     else:
-        server = start_server(args.model)
+        server = start_server(args.repository)
         url, pid = server.url, server.pid
     try:
         summary = asyncio.run(soak(url, pid, args.duration, args.concurrency, args.seed))

@@ -13,9 +13,9 @@ import uvicorn
 from pydantic import ValidationError
 from uvicorn.config import LOGGING_CONFIG
 
+from service import repository
 from service.config import Settings, get_settings
 from service.errors import ModelLoadError
-from service.runtime import ModelRuntime
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     parser = argparse.ArgumentParser(
         prog="python -m service",
         description="Serve the MNIST convnet. Other settings come from MNIST_* environment variables "
-        "(MNIST_MODEL_PATH, MNIST_CARD_PATH, MNIST_MAX_UPLOAD_BYTES, MNIST_MAX_BATCH_FILES, "
+        "(MNIST_MODEL_REPOSITORY, MNIST_DEFAULT_MODEL, MNIST_MAX_UPLOAD_BYTES, MNIST_MAX_BATCH_FILES, "
         "MNIST_CORS_ORIGINS ...).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -67,7 +67,7 @@ def check_port_free(host: str, port: int) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Check the settings, the port and the model first, so a bad one costs one line on stderr, not a traceback."""
+    """Check the settings, the port and the models first, so a bad one costs one line on stderr, not a traceback."""
     try:
         settings = get_settings()
     except ValidationError as err:
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     if problem := check_port_free(args.host, args.port):
         sys.exit(f"mnist-service: refusing to start: {problem}")
     try:
-        ModelRuntime.load(settings.model_path, settings.resolved_card_path)
+        repository.verify(settings.model_repository, settings.default_model)
     except ModelLoadError as err:
         sys.exit(f"mnist-service: refusing to start: {err}")
     uvicorn.run(

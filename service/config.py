@@ -17,9 +17,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MNIST_", extra="ignore")
 
-    # Model
-    model_path: Path = Field(default=Path("models/mnist_cnn.onnx"), description="ONNX file to serve.")
-    card_path: Path | None = Field(default=None, description="Model card JSON; default: model_path with .json.")
+    # Models
+    model_repository: Path = Field(
+        default=Path("models"),
+        description="Folder of models, each <name>/<version>/model.onnx + card.json; every model in it is served.",
+    )
+    default_model: str = Field(
+        default="mnist_cnn", min_length=1, description="The model a request without ?model= gets."
+    )
     intra_op_threads: int = Field(default=1, ge=1, description="onnxruntime threads inside one run.")
 
     # Micro-batching: concurrent requests share one onnxruntime run
@@ -87,11 +92,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
-
-    @property
-    def resolved_card_path(self) -> Path:
-        """The card file: card_path if set, else the model file with a .json suffix."""
-        return self.card_path if self.card_path is not None else self.model_path.with_suffix(".json")
 
 
 @lru_cache

@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 
 from service.config import Settings
 from service.errors import BadRequest, ModelNotReady
-from service.inference import Predictor, check_png_layer
 from service.metrics import Metrics
+from service.repository import ModelRepository, ServedModel
 from service.uploads import Upload, read_uploads
 
 
@@ -20,12 +20,21 @@ def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def predictor_of(request: Request) -> Predictor:
-    """The app's predictor; ModelNotReady (503) until the lifespan has loaded the model."""
-    predictor = request.app.state.predictor
-    if predictor is None:
-        raise ModelNotReady("the model is not loaded yet: retry in a moment (watch /health/ready)")
-    return predictor
+def repository_of(request: Request) -> ModelRepository:
+    """The app's model repository; ModelNotReady (503) until the lifespan has loaded the models."""
+    repository: ModelRepository | None = request.app.state.repository
+    if repository is None:
+        raise ModelNotReady("the models are not loaded yet: retry in a moment (watch /health/ready)")
+    return repository
+
+
+def model_of(request: Request) -> ServedModel:
+    """The model version a request asks for with ?model= and ?version= (default: the default model, newest)."""
+    repository = repository_of(request)
+    if not request.scope["query_string"]:  # the usual request: nothing to parse
+        return repository.resolve()
+    query = request.query_params
+    return repository.resolve(query.get("model"), query.get("version"))
 
 
 # NOTE: dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency on a worker thread,
@@ -38,13 +47,13 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-async def get_predictor(request: Request) -> Predictor:
-    return predictor_of(request)
+async def get_repository(request: Request) -> ModelRepository:
+    return repository_of(request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]
 
 
 def check_query(request: Request, allowed: Sequence[str]) -> None:
@@ -84,11 +93,3 @@ async def read_images(request: Request, settings: SettingsDep) -> list[Upload]:
         max_bytes=settings.max_batch_upload_bytes,
         max_file_bytes=settings.max_upload_bytes,
     )
-
-
-async def png_layer(layer: str) -> str:
-    """Path parameter `layer` of a picture request, checked before the body is read: unknown -> 404."""
-    return check_png_layer(layer)
-
-
-PngLayer = Annotated[str, Depends(png_layer)]

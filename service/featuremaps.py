@@ -58,10 +58,11 @@ def quantise(values: np.ndarray) -> tuple[np.ndarray, float, float]:
     return np.clip(codes, 0, 255).astype(np.uint8), scale, low
 
 
-def encode_map(name: str, values: np.ndarray, fmt: MapFormat) -> dict[str, Any]:
+def encode_map(name: str, kind: str, values: np.ndarray, fmt: MapFormat) -> dict[str, Any]:
     """One layer's activations (without the batch dim) as a JSON-ready dict in the asked format."""
     entry: dict[str, Any] = {
         "name": name,
+        "kind": kind,
         "shape": list(values.shape),
         "min": float(values.min()),
         "max": float(values.max()),
@@ -130,11 +131,14 @@ def _bars(values: np.ndarray) -> np.ndarray:
     return np.asarray(image)
 
 
-def render_map(name: str, values: np.ndarray) -> np.ndarray:
-    """A layer's activations (without the batch dim) -> an RGB picture (H, W, 3) uint8."""
-    if name in ("logits", "probabilities"):
+def render_map(values: np.ndarray, *, scores: bool = False) -> np.ndarray:
+    """A layer's activations (without the batch dim) -> an RGB picture (H, W, 3) uint8.
+
+    Class scores (one value per digit) as bars; other vectors as a strip; (C, H, W) maps as a grid of C tiles.
+    """
+    if scores:
         return _bars(values)
-    if values.ndim == 1:  # flatten: a strip of rows, normalised as one map
+    if values.ndim == 1:  # a vector (flatten, pooled features): a strip of rows, normalised as one map
         strip = values.reshape(-1, FLATTEN_ROW) if values.size % FLATTEN_ROW == 0 else values[None, :]
         return _grid(_normalise(strip[None]), factor=FLATTEN_ZOOM)
     return _grid(_normalise(values))

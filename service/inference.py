@@ -16,16 +16,14 @@ import anyio.to_thread
 import numpy as np
 
 from service.batching import MicroBatcher
+from service.contract import IMAGE_SHAPE, INPUT_LAYER, Contract
 from service.errors import BadRequest, NotFound, ServiceError
 from service.featuremaps import MapFormat, encode_map, png_bytes, render_map
 from service.preprocess import prepare_digit
-from service.runtime import INPUT_SHAPE, LAYER_NAMES, OUTPUT_SHAPES, ModelRuntime
+from service.runtime import ModelRuntime
 
 if TYPE_CHECKING:
     from service.uploads import Upload
-
-INPUT_LAYER = "input"  # the preprocessed 28x28 image, shown like a layer
-PNG_LAYERS = (INPUT_LAYER, *LAYER_NAMES)
 
 # Small PNGs are decoded and preprocessed on the event loop: a 28x28 digit takes ~0.08 ms and a 64x64 one
 # ~0.2 ms, less than the hop to a worker thread and back (which also contends for the GIL). Per image.
@@ -48,8 +46,10 @@ class InferenceEngine:
         max_batch_delay_ms: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
         on_queued: Callable[[float], None] | None = None,
+        on_request: Callable[[], None] | None = None,
     ) -> None:
         self.runtime = runtime
+        self._on_request = on_request
         self.batcher = MicroBatcher(
             runtime.run,
             max_batch_size=max_batch_size,
@@ -68,32 +68,37 @@ class InferenceEngine:
     async def infer(self, images: np.ndarray, outputs: Sequence[str]) -> dict[str, np.ndarray]:
         """images (N, 1, 28, 28) float32 -> the named outputs, each (N, ...), from a (shared) onnxruntime run."""
         # Checked here, per caller, so one bad request can never fail the batch it would have joined.
-        if images.dtype != np.float32 or images.shape[1:] != INPUT_SHAPE or not len(images):
+        if images.dtype != np.float32 or images.shape[1:] != IMAGE_SHAPE or not len(images):
             raise ValueError(f"images must be float32 (N, 1, 28, 28), N >= 1, got {images.dtype} {images.shape}")
-        unknown = [name for name in outputs if name not in OUTPUT_SHAPES]
-        if unknown or not outputs:
-            raise ValueError(f"outputs must be names from {', '.join(LAYER_NAMES)}, got {list(outputs)}")
+        names = self.runtime.contract.output_names
+        if not outputs or any(name not in names for name in outputs):
+            raise ValueError(f"outputs must be names from {', '.join(names)}, got {list(outputs)}")
+        if self._on_request is not None:
+            self._on_request()
         return await self.batcher.infer(images, tuple(outputs))
 
 
-def parse_layers(text: str | None) -> tuple[str, ...]:
-    """A comma-separated layer list (None or empty: all) -> names in graph order; BadRequest if unknown.
+def parse_layers(text: str | None, contract: Contract) -> tuple[str, ...]:
+    """A comma-separated layer list (None or empty: all) -> the model's names in graph order; BadRequest if unknown.
 
     `input` may be named too (as in /feature-maps/input.png); it is in every answer, so it adds nothing here.
     """
+    names = contract.output_names
     if text is None or not text.strip():
-        return LAYER_NAMES
+        return names
     asked = {name.strip() for name in text.split(",") if name.strip()}
-    unknown = sorted(asked - set(PNG_LAYERS))
+    unknown = sorted(asked - {INPUT_LAYER, *names})
     if unknown:
-        raise BadRequest(f"unknown layer {_quoted(unknown[0])} in query 'layers': choose from {', '.join(PNG_LAYERS)}")
-    return tuple(name for name in LAYER_NAMES if name in asked)
+        choices = ", ".join((INPUT_LAYER, *names))
+        raise BadRequest(f"unknown layer {_quoted(unknown[0])} in query 'layers': choose from {choices}")
+    return tuple(name for name in names if name in asked)
 
 
-def check_png_layer(layer: str) -> str:
-    """The layer name of a picture request; NotFound (404) unless it is one we can draw."""
-    if layer not in PNG_LAYERS:
-        raise NotFound(f"unknown layer {_quoted(layer)}: choose one of {', '.join(PNG_LAYERS)}")
+def check_png_layer(layer: str, contract: Contract) -> str:
+    """The layer name of a picture request; NotFound (404) unless it is one of the model's (or `input`)."""
+    if layer != INPUT_LAYER and contract.output(layer) is None:
+        choices = ", ".join((INPUT_LAYER, *contract.output_names))
+        raise NotFound(f"unknown layer {_quoted(layer)}: choose one of {choices}")
     return layer
 
 
@@ -135,7 +140,7 @@ class Predictor:
         return time.perf_counter() - start
 
     def _prepare_all(self, uploads: Sequence[Upload], name_files: bool) -> tuple[np.ndarray, list[float]]:
-        images = np.empty((len(uploads), 1, 28, 28), np.float32)  # (N, 1, 28, 28)
+        images = np.empty((len(uploads), *IMAGE_SHAPE), np.float32)  # (N, 1, 28, 28)
         seconds = [self._prepare_one(images, index, upload, name_files) for index, upload in enumerate(uploads)]
         return images, seconds
 
@@ -149,7 +154,7 @@ class Predictor:
         # All small PNGs: on the loop, one image at a time, letting other requests in between images.
         # NOTE: a worker thread would not run them in parallel anyway (this is GIL-bound Python), and
         # dozens of busy threads contending for the GIL cut /predict/batch throughput below a single image's.
-        images = np.empty((len(uploads), 1, 28, 28), np.float32)  # (N, 1, 28, 28)
+        images = np.empty((len(uploads), *IMAGE_SHAPE), np.float32)  # (N, 1, 28, 28)
         seconds = []
         for index, upload in enumerate(uploads):
             if index:
@@ -178,7 +183,8 @@ class Predictor:
         start = time.perf_counter()
         images, decode = await self.prepare(uploads, name_files=name_files)
         infer_start = time.perf_counter()
-        probabilities = (await self.engine.infer(images, ("probabilities",)))["probabilities"]  # (N, 10)
+        answer = self.engine.runtime.contract.probabilities
+        probabilities = (await self.engine.infer(images, (answer,)))[answer]  # (N, 10)
         end = time.perf_counter()
         timings = [
             {
@@ -195,22 +201,26 @@ class Predictor:
         start = time.perf_counter()
         images, decode = await self.prepare([upload])
         infer_start = time.perf_counter()
-        values = await self.engine.infer(images, tuple(dict.fromkeys(("probabilities", *layers))))
+        contract = self.engine.runtime.contract
+        values = await self.engine.infer(images, tuple(dict.fromkeys((contract.probabilities, *layers))))
         end = time.perf_counter()
         timing = {
             "decode_preprocess": _ms(decode[0]),
             "inference": _ms(end - infer_start),
             "total": _ms(end - start),
         }
-        result = self._predictions(values["probabilities"], [timing])[0]
-        result["input"] = encode_map(INPUT_LAYER, images[0], fmt)  # (1, 28, 28)
-        result["layers"] = [encode_map(name, values[name][0], fmt) for name in layers]
+        result = self._predictions(values[contract.probabilities], [timing])[0]
+        result["input"] = encode_map(INPUT_LAYER, "input", images[0], fmt)  # (1, 28, 28)
+        kinds = {spec.name: spec.kind for spec in contract.outputs}
+        result["layers"] = [encode_map(name, kinds[name], values[name][0], fmt) for name in layers]
         return result
 
     async def layer_png(self, upload: Upload, layer: str) -> bytes:
         """A PNG picture of one layer's activations for one image (channels as a grid, scores as bars)."""
         images, _ = await self.prepare([upload])  # (1, 1, 28, 28)
-        if layer != INPUT_LAYER:
+        spec = self.engine.runtime.contract.output(layer)
+        if spec is not None:
             images = (await self.engine.infer(images, (layer,)))[layer]
         values = images[0]
-        return await anyio.to_thread.run_sync(lambda: png_bytes(render_map(layer, values)))
+        scores = spec is not None and spec.is_scores
+        return await anyio.to_thread.run_sync(lambda: png_bytes(render_map(values, scores=scores)))

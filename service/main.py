@@ -17,6 +17,7 @@ from service.errors import ModelLoadError
 from service.handlers import install_error_handlers
 from service.inference import InferenceEngine, Predictor
 from service.metrics import Metrics, MetricsMiddleware
+from service.repository import ModelRepository, ServedModel
 from service.routes import docs, feature_maps, health, metrics, model, predict, v2, web
 from service.routing import HotRoutes
 from service.runtime import ModelRuntime
@@ -24,49 +25,55 @@ from service.security import install_api_keys
 from service.v2 import OpenInference
 
 DESCRIPTION = """\
-Reads handwritten digits with the classic MNIST convnet (ONNX, onnxruntime) and shows what each
-layer sees. Send an image as multipart field `file` (`files` for a batch) or as the raw body with
+Reads handwritten digits with the MNIST convnets of a model repository (ONNX, onnxruntime) and shows
+what each layer sees. Pick a model with `?model=<name>` (and `&version=<v>`; `GET /models` lists them).
+Send an image as multipart field `file` (`files` for a batch) or as the raw body with
 its image/* Content-Type. Every error is JSON `{"error": "..."}`.
 """
 
 
-def _load_predictor(settings: Settings, metrics: Metrics) -> Predictor:
-    runtime = ModelRuntime.load(
-        settings.model_path, settings.resolved_card_path, intra_op_threads=settings.intra_op_threads
+def load_repository(settings: Settings, metrics: Metrics) -> ModelRepository:
+    """Load and verify every model in the repository, each with its micro-batcher and predictor."""
+
+    def serve(runtime: ModelRuntime) -> ServedModel:
+        observers = metrics.for_model(runtime.name, runtime.version, runtime.sha256)
+        engine = InferenceEngine(
+            runtime,
+            max_batch_size=settings.max_batch_size,
+            max_batch_delay_ms=settings.max_batch_delay_ms,
+            on_batch=observers.batch_size,
+            on_queued=observers.queued,
+            on_request=observers.request,
+        )
+        return ServedModel(runtime, engine, Predictor(engine, max_pixels=settings.max_image_pixels))
+
+    return ModelRepository.load(
+        settings.model_repository, settings.default_model, serve, intra_op_threads=settings.intra_op_threads
     )
-    metrics.set_model(runtime.name, runtime.version, runtime.sha256)
-    engine = InferenceEngine(
-        runtime,
-        max_batch_size=settings.max_batch_size,
-        max_batch_delay_ms=settings.max_batch_delay_ms,
-        on_batch=metrics.observe_batch,
-        on_queued=metrics.observe_queued,
-    )
-    return Predictor(engine, max_pixels=settings.max_image_pixels)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load and verify the model, start the micro-batcher; on shutdown, finish queued runs first."""
+    """Load and verify every model, start the micro-batchers; on shutdown, finish queued runs first."""
     state, settings = app.state, app.state.settings
     try:
-        predictor = await anyio.to_thread.run_sync(_load_predictor, settings, state.metrics)
+        repository = await anyio.to_thread.run_sync(load_repository, settings, state.metrics)
     except ModelLoadError as err:
         state.load_error = str(err)
         raise
-    # NOTE: everything alive now (FastAPI, pydantic, onnxruntime, the model) lives as long as the process;
+    # NOTE: everything alive now (FastAPI, pydantic, onnxruntime, the models) lives as long as the process;
     # frozen, the collector stops re-scanning it, and full collections stop adding ~30 ms to p99 latency.
     gc.collect()
     gc.freeze()
     try:
-        async with predictor.engine:
-            state.predictor = predictor
+        async with repository:
+            state.repository = repository
             state.open_inference = OpenInference(
-                predictor.engine, max_batch=settings.max_batch_files, max_bytes=settings.max_batch_upload_bytes
+                repository, max_batch=settings.max_batch_files, max_bytes=settings.max_batch_upload_bytes
             )
             yield
     finally:
-        state.predictor = state.open_inference = None
+        state.repository = state.open_inference = None
 
 
 class OneLineStartupFailure:
@@ -107,8 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    app.state.predictor = None  # until the lifespan has loaded the model: /health/ready says 503
-    app.state.open_inference = None  # the V2 data plane on that model, built with it
+    app.state.repository = None  # until the lifespan has loaded the models: /health/ready says 503
+    app.state.open_inference = None  # the V2 data plane on those models, built with them
     for feature in (predict, feature_maps, model, health, metrics, v2, web, docs):
         app.include_router(feature.router)
     install_error_handlers(app)

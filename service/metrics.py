@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -43,21 +45,29 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "mnist_inference_batch_size",
-            "Images per onnxruntime run.",
+            "Images per onnxruntime run, by model and version (each version batches on its own).",
+            ["model", "version"],
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.queue_time = Histogram(
             "mnist_inference_queue_seconds",
-            "Time a request's images waited for their model run to start (micro-batching).",
+            "Time a request's images waited for their model run to start (micro-batching), by model and version.",
+            ["model", "version"],
             buckets=QUEUE_BUCKETS,
+            registry=self.registry,
+        )
+        self.inferences = Counter(
+            "mnist_inference_requests",
+            "Requests (a batch request counts once) whose images a model version ran, by model and version.",
+            ["model", "version"],
             registry=self.registry,
         )
         # (method, route, status) -> (counter, histogram) children; bounded like the labels themselves
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.model_info = Gauge(
             "mnist_model_info",
-            "The model being served (value 1), identified by its labels.",
+            "Each model version served (value 1), identified by its labels.",
             ["name", "version", "sha256"],
             registry=self.registry,
         )
@@ -72,22 +82,27 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def observe_batch(self, size: int) -> None:
-        """Record the number of images in one onnxruntime run."""
-        self.batch_size.observe(size)
-
-    def observe_queued(self, seconds: float) -> None:
-        """Record how long one request waited for its model run."""
-        self.queue_time.observe(seconds)
-
-    def set_model(self, name: str, version: str, sha256: str) -> None:
-        """Publish the loaded model's identity."""
-        self.model_info.clear()
+    def for_model(self, name: str, version: str, sha256: str) -> ModelMetrics:
+        """Publish a served model version's identity; the observers its micro-batcher and predictor call."""
         self.model_info.labels(name, version, sha256).set(1)
+        return ModelMetrics(
+            batch_size=self.batch_size.labels(name, version).observe,
+            queued=self.queue_time.labels(name, version).observe,
+            request=self.inferences.labels(name, version).inc,
+        )
 
     def render(self) -> bytes:
         """Everything in the Prometheus text exposition format."""
         return generate_latest(self.registry)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMetrics:
+    """One model version's observers, bound to its labels once (a .labels() lookup per run costs a lock)."""
+
+    batch_size: Callable[[float], None]  # images in one onnxruntime run
+    queued: Callable[[float], None]  # seconds a request waited for its run
+    request: Callable[[], None]  # one request run by this version
 
 
 class MetricsMiddleware:

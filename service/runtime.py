@@ -1,4 +1,4 @@
-"""Load the ONNX model, verify it against its card and the contract, and run it; no HTTP in here."""
+"""Load one ONNX model, verify it against its card (sha256, the contract, a test run), and run it; no HTTP here."""
 
 from __future__ import annotations
 
@@ -12,24 +12,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from service.contract import IMAGE_SHAPE, Contract
 from service.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "image"
-INPUT_SHAPE = (1, 28, 28)  # per image; the batch dimension is dynamic
-# The contract: every output by name with its per-image shape, in graph order (the order pages show them).
-OUTPUT_SHAPES: dict[str, tuple[int, ...]] = {
-    "conv1": (32, 26, 26),
-    "pool1": (32, 13, 13),
-    "conv2": (64, 11, 11),
-    "pool2": (64, 5, 5),
-    "conv3": (128, 3, 3),
-    "flatten": (1152,),
-    "logits": (10,),
-    "probabilities": (10,),
-}
-LAYER_NAMES = tuple(OUTPUT_SHAPES)
 CARD_KEYS = ("name", "version", "sha256")
 
 
@@ -54,7 +41,7 @@ def _read_card(card_path: Path) -> dict[str, Any]:
         card = json.loads(card_path.read_text())
     except FileNotFoundError:
         raise ModelLoadError(
-            f"model card {card_path} not found: put the card beside the model or set MNIST_CARD_PATH"
+            f"model card {card_path} not found: export the model with its card (python -m training export)"
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelLoadError(f"model card {card_path} is not readable JSON: {err}") from None
@@ -68,46 +55,20 @@ def _read_model(model_path: Path) -> bytes:
         return model_path.read_bytes()
     except FileNotFoundError:
         raise ModelLoadError(
-            f"model file {model_path} not found: train and export it, or set MNIST_MODEL_PATH"
+            f"model file {model_path} not found: train and export it (python -m training export), "
+            "or set MNIST_MODEL_REPOSITORY"
         ) from None
     except OSError as err:
         raise ModelLoadError(f"model file {model_path} is not readable: {err}") from None
 
 
-def _shape_problem(name: str, kind: str, shape: Sequence[Any], expected: tuple[int, ...]) -> str | None:
-    # The batch dimension must be symbolic ("N") or missing a value; the rest must match exactly.
-    if len(shape) != len(expected) + 1 or isinstance(shape[0], int) or list(shape[1:]) != list(expected):
-        wanted = ", ".join(["N", *map(str, expected)])
-        return f"{kind} '{name}' has shape {list(shape)}, the contract says ({wanted})"
-    return None
-
-
-def _contract_problems(session: ort.InferenceSession) -> list[str]:
-    problems: list[str | None] = []
-    inputs = session.get_inputs()
-    if [i.name for i in inputs] != [INPUT_NAME]:
-        problems.append(f"inputs are {[i.name for i in inputs]}, the contract says ['{INPUT_NAME}']")
-    else:
-        if inputs[0].type != "tensor(float)":
-            problems.append(f"input '{INPUT_NAME}' is {inputs[0].type}, the contract says tensor(float)")
-        problems.append(_shape_problem(INPUT_NAME, "input", inputs[0].shape, INPUT_SHAPE))
-    outputs = {o.name: o for o in session.get_outputs()}
-    for name, expected in OUTPUT_SHAPES.items():
-        if name not in outputs:
-            problems.append(f"output '{name}' is missing")
-            continue
-        if outputs[name].type != "tensor(float)":
-            problems.append(f"output '{name}' is {outputs[name].type}, the contract says tensor(float)")
-        problems.append(_shape_problem(name, "output", outputs[name].shape, expected))
-    return [p for p in problems if p]
-
-
 class ModelRuntime:
-    """An onnxruntime session for the verified model, plus its card."""
+    """An onnxruntime session for the verified model, plus its card and the contract read from it."""
 
-    def __init__(self, session: ort.InferenceSession, card: dict[str, Any]) -> None:
+    def __init__(self, session: ort.InferenceSession, card: dict[str, Any], contract: Contract) -> None:
         self._session = session
         self.card = card
+        self.contract = contract
 
     @classmethod
     def load(cls, model_path: Path, card_path: Path, *, intra_op_threads: int = 1) -> ModelRuntime:
@@ -115,6 +76,7 @@ class ModelRuntime:
         model_path, card_path = Path(model_path), Path(card_path)
         data = _read_model(model_path)
         card = _read_card(card_path)
+        contract = Contract.from_card(card, str(card_path))
         # Hash the bytes we hand to onnxruntime, so the checked file is the file served.
         digest = sha256_bytes(data)
         if digest != card["sha256"].lower():
@@ -128,10 +90,10 @@ class ModelRuntime:
         except Exception as err:  # onnxruntime raises several unrelated types for a bad graph
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelLoadError(f"onnxruntime cannot load {model_path}: {first_line}") from None
-        problems = _contract_problems(session)
+        problems = contract.graph_problems(session.get_inputs(), session.get_outputs())
         if problems:
-            raise ModelLoadError(f"model file {model_path} breaks the service contract: {'; '.join(problems)}")
-        runtime = cls(session, card)
+            raise ModelLoadError(f"model file {model_path} does not match its card {card_path}: {'; '.join(problems)}")
+        runtime = cls(session, card, contract)
         runtime._smoke_test(model_path)
         log.info("loaded model %s %s (sha256 %s)", runtime.name, runtime.version, runtime.sha256)
         return runtime
@@ -139,14 +101,15 @@ class ModelRuntime:
     def _smoke_test(self, model_path: Path) -> None:
         # Declared shapes can lie (symbolic everywhere); one real run of two images shows the truth.
         try:
-            values = self.run(np.zeros((2, *INPUT_SHAPE), np.float32), LAYER_NAMES)
+            values = self.run(np.zeros((2, *IMAGE_SHAPE), np.float32), self.contract.output_names)
         except Exception as err:
             raise ModelLoadError(f"model file {model_path} fails a test run: {err}") from None
-        for name, expected in OUTPUT_SHAPES.items():
-            if values[name].shape != (2, *expected) or values[name].dtype != np.float32:
+        for spec in self.contract.outputs:
+            value = values[spec.name]
+            if value.shape != (2, *spec.shape) or value.dtype != np.float32:
                 raise ModelLoadError(
-                    f"model file {model_path} breaks the service contract: output '{name}' came out "
-                    f"{values[name].dtype} {values[name].shape[1:]}, the contract says float32 {expected}"
+                    f"model file {model_path} does not match its card: output '{spec.name}' came out "
+                    f"{value.dtype} {value.shape[1:]}, the card says float32 {spec.shape}"
                 )
 
     @property
@@ -163,8 +126,8 @@ class ModelRuntime:
 
     def run(self, images: np.ndarray, outputs: Sequence[str]) -> dict[str, np.ndarray]:
         """Run images (N, 1, 28, 28) float32 in [0, 1]; return only the named outputs, each (N, ...)."""
-        if images.dtype != np.float32 or images.shape[1:] != INPUT_SHAPE:
+        if images.dtype != np.float32 or images.shape[1:] != IMAGE_SHAPE:
             raise ValueError(f"images must be float32 (N, 1, 28, 28), got {images.dtype} {images.shape}")
         names = list(outputs)
-        values = self._session.run(names, {INPUT_NAME: images})
+        values = self._session.run(names, {self.contract.input.name: images})
         return dict(zip(names, values, strict=True))

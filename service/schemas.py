@@ -66,6 +66,7 @@ class FeatureMap(BaseModel):
     """One layer's activations for the image, without the batch dimension."""
 
     name: str = Field(description="Layer name, or 'input' for the 28x28 image the model saw.")
+    kind: str = Field(description="conv, pool, block (maps C x H x W); flatten, gap, dense, probabilities (vectors).")
     shape: list[int] = Field(description="Shape of the values, e.g. [32, 26, 26].")
     min: float
     max: float
@@ -114,12 +115,41 @@ class LiveResponse(BaseModel):
 
 
 class ReadyResponse(BaseModel):
-    """The model is loaded, verified and serving: which one."""
+    """Every model of the repository is loaded, verified and serving: which ones."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ready", "model": EXAMPLE_MODEL}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "ready", "default_model": "mnist_cnn", "models": [EXAMPLE_MODEL]}]}
+    )
 
     status: Literal["ready"]
-    model: ModelIdentity
+    default_model: str = Field(description="The model a request without ?model= gets.")
+    models: list[ModelIdentity] = Field(description="Every model version served.")
+
+
+class LayerSpec(BaseModel):
+    """One output of a model: a layer whose activations the feature-map routes return."""
+
+    name: str
+    kind: str = Field(description="conv, pool, block (maps C x H x W); flatten, gap, dense, probabilities (vectors).")
+    shape: list[int] = Field(description="Per image, without the batch dimension.")
+
+
+class ModelSummary(ModelIdentity):
+    """A model as GET /models lists it (its newest version served)."""
+
+    versions: list[str] = Field(description="Versions served, newest first.")
+    ready: bool
+    architecture: Any = Field(None, description="From the card: which architecture, in a few words.")
+    parameters: int | None = None
+    test_accuracy: float | None = Field(None, description="MNIST test-set accuracy recorded in the card.")
+    outputs: list[LayerSpec] = Field(description="Every output in graph order: the model's layers.")
+
+
+class ModelsResponse(BaseModel):
+    """The models served and the default one."""
+
+    default_model: str
+    models: list[ModelSummary]
 
 
 class ModelCardResponse(BaseModel):
@@ -162,7 +192,7 @@ ERROR_EXAMPLES = {
         "Malformed request",
         "no file in form field 'file': send multipart/form-data with the image in ...",
     ),
-    404: ("Unknown layer", "unknown layer 'conv9': choose one of input, conv1, pool1, conv2, pool2, ..."),
+    404: ("Unknown model, version or layer", "unknown model 'mnist_cnn9': this server serves mnist_cnn, mnist_modern"),
     413: (
         "Too large",
         "request body (6,291,456 bytes) is over the limit of 5,242,880 bytes: send a smaller image",
@@ -191,8 +221,30 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+MODEL_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "model",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "The model to run (GET /models lists them); default: the server's default model.",
+        "examples": {"classic": {"value": "mnist_cnn"}, "modern": {"value": "mnist_modern"}},
+    },
+    {
+        "name": "version",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "The model version; default: the newest one served.",
+    },
+]
+
+
 def image_request_body(field: str, *, many: bool = False) -> dict[str, Any]:
-    """`openapi_extra` for a route that reads its own body: multipart field(s) or one raw image."""
+    """`openapi_extra` for a route that reads its own body: multipart field(s) or one raw image.
+
+    It declares the ?model= and ?version= query parameters too, which these routes read themselves.
+    """
     if many:
         part = {"type": "array", "items": _BINARY, "minItems": 1, "description": "Images, one per digit, in order."}
         curl = f"curl -F {field}=@three.png -F {field}=@seven.png http://localhost:8000/predict/batch"
@@ -200,6 +252,7 @@ def image_request_body(field: str, *, many: bool = False) -> dict[str, Any]:
         part = {**_BINARY, "description": "An image of one digit: PNG, JPEG, GIF, BMP, WebP or TIFF."}
         curl = f"curl -F {field}=@digit.png http://localhost:8000/predict"
     return {
+        "parameters": MODEL_PARAMETERS,
         "requestBody": {
             "required": True,
             "description": (
@@ -214,5 +267,5 @@ def image_request_body(field: str, *, many: bool = False) -> dict[str, Any]:
                 },
                 **{media_type: {"schema": _BINARY} for media_type in IMAGE_TYPES},
             },
-        }
+        },
     }

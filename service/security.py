@@ -27,7 +27,7 @@ OPEN_PATHS = re.compile(
       /health/(live|ready)
     | /v2/health/(live|ready)
     | /v2 | /v2/models/[^/]+(/versions/[^/]+)?(/ready)?
-    | /model
+    | /model | /models(/[^/]+(/versions/[^/]+)?)?
     | / | /static/[^/]+ | /favicon\.ico
     | /docs | /docs/oauth2-redirect | /docs/assets/[^/]+ | /redoc | /redoc/logo-mini\.svg | /openapi\.json
     """,

@@ -1,5 +1,5 @@
-"""The Open Inference Protocol (KServe V2) for the one model served: metadata, request parsing (JSON and the
-binary tensor data extension), inference through the engine, response encoding. No HTTP types in here.
+"""The Open Inference Protocol (KServe V2) for every model in the repository: metadata, request parsing (JSON and
+the binary tensor data extension), inference through each version's engine, response encoding. No HTTP types here.
 
 Specs: kserve/kserve docs/predict-api/v2/required_api.md and, for binary tensors,
 triton-inference-server/server docs/protocol/extension_binary_data.md.
@@ -18,9 +18,9 @@ import anyio.to_thread
 import numpy as np
 import orjson
 
-from service.errors import BadRequest, NotFound, PayloadTooLarge
-from service.inference import InferenceEngine
-from service.runtime import INPUT_NAME, INPUT_SHAPE, LAYER_NAMES, OUTPUT_SHAPES
+from service.contract import IMAGE_SHAPE, Contract
+from service.errors import BadRequest, PayloadTooLarge
+from service.repository import ModelRepository
 
 SERVER_NAME = "mnist-convnet-service"  # the distribution; its installed version is the server's
 EXTENSIONS = ("binary_tensor_data",)
@@ -30,7 +30,7 @@ OUTPUT_DATATYPE = "FP32"  # every output of the contract is float32
 INPUT_DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
 # Accepted image layouts by rank, after the batch dimension: canonical (N, 1, 28, 28); also (N, 28, 28) and
 # (N, 784), which hold the same row-major pixels and cannot be read any other way.
-IMAGE_LAYOUTS = {4: INPUT_SHAPE, 3: INPUT_SHAPE[1:], 2: (math.prod(INPUT_SHAPE),)}
+IMAGE_LAYOUTS = {4: IMAGE_SHAPE, 3: IMAGE_SHAPE[1:], 2: (math.prod(IMAGE_SHAPE),)}
 LAYOUTS_TEXT = "[N, 1, 28, 28] (or [N, 28, 28] or [N, 784])"
 
 
@@ -128,120 +128,120 @@ def _flag(parameters: dict[str, Any], key: str, default: bool, where: str) -> bo
     return value
 
 
-def _checked_shape(shape: object, max_batch: int) -> list[int]:
+def _checked_shape(shape: object, max_batch: int, input_name: str) -> list[int]:
     """The input's shape: one of the accepted layouts, with 1 to max_batch images."""
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise BadRequest(f"'shape' of input '{INPUT_NAME}' must be a list of integers >= 0, got {_short(shape)}")
+        raise BadRequest(f"'shape' of input '{input_name}' must be a list of integers >= 0, got {_short(shape)}")
     if len(shape) not in IMAGE_LAYOUTS or tuple(shape[1:]) != IMAGE_LAYOUTS[len(shape)]:
-        raise BadRequest(f"input '{INPUT_NAME}' has shape {_short(shape)}: send {LAYOUTS_TEXT}")
+        raise BadRequest(f"input '{input_name}' has shape {_short(shape)}: send {LAYOUTS_TEXT}")
     count = shape[0]
     if count == 0:
-        raise BadRequest(f"input '{INPUT_NAME}' has shape {shape}: send at least one image")
+        raise BadRequest(f"input '{input_name}' has shape {shape}: send at least one image")
     if count > max_batch:
         raise PayloadTooLarge(f"{count} images in one request is over the limit of {max_batch}: split them up")
     return shape
 
 
-def _json_values(data: object, count: int, datatype: str) -> np.ndarray:
+def _json_values(data: object, count: int, datatype: str, input_name: str) -> np.ndarray:
     """The elements of a JSON `data` array (flat or nested, row-major), checked to be count numbers."""
     if not isinstance(data, list):
         raise BadRequest(
-            f"input '{INPUT_NAME}' needs 'data' (a JSON array, flat or nested, row-major) or "
+            f"input '{input_name}' needs 'data' (a JSON array, flat or nested, row-major) or "
             "parameters.binary_data_size with the tensor's bytes after the JSON"
         )
     try:
         values = np.asarray(data)
     except (ValueError, TypeError, OverflowError):
-        raise BadRequest(f"'data' of input '{INPUT_NAME}' is not a regular array of numbers") from None
+        raise BadRequest(f"'data' of input '{input_name}' is not a regular array of numbers") from None
     kinds = "iu" if datatype == "UINT8" else "iuf"
     if values.dtype.kind not in kinds:
         wanted = "integers 0-255" if datatype == "UINT8" else "numbers"
-        raise BadRequest(f"'data' of input '{INPUT_NAME}' ({datatype}) must hold only {wanted}")
+        raise BadRequest(f"'data' of input '{input_name}' ({datatype}) must hold only {wanted}")
     if values.size != count:
-        raise BadRequest(f"input '{INPUT_NAME}' has {values.size:,} values in 'data', its shape needs {count:,}")
+        raise BadRequest(f"input '{input_name}' has {values.size:,} values in 'data', its shape needs {count:,}")
     return values.reshape(-1)
 
 
-def _binary_values(size: object, binary: bytes | None, count: int, datatype: str) -> np.ndarray:
+def _binary_values(size: object, binary: bytes | None, count: int, datatype: str, input_name: str) -> np.ndarray:
     """The elements of a binary input: `size` bytes, all of those after the JSON, little-endian."""
     if type(size) is not int or size < 0:
-        raise BadRequest(f"binary_data_size of input '{INPUT_NAME}' must be a non-negative integer, got {_short(size)}")
+        raise BadRequest(f"binary_data_size of input '{input_name}' must be a non-negative integer, got {_short(size)}")
     if binary is None:
         raise BadRequest(
-            f"input '{INPUT_NAME}' has binary_data_size but the request has no Inference-Header-Content-Length "
+            f"input '{input_name}' has binary_data_size but the request has no Inference-Header-Content-Length "
             "header to say where the JSON ends"
         )
     if size != len(binary):
         raise BadRequest(
-            f"binary_data_size of input '{INPUT_NAME}' is {size:,} but {len(binary):,} bytes follow the JSON"
+            f"binary_data_size of input '{input_name}' is {size:,} but {len(binary):,} bytes follow the JSON"
         )
     dtype = INPUT_DTYPES[datatype]
     if size != count * dtype.itemsize:
         needed = f"{count * dtype.itemsize:,} ({count:,} {datatype})"
-        raise BadRequest(f"input '{INPUT_NAME}' has {size:,} bytes of binary data, its shape needs {needed}")
+        raise BadRequest(f"input '{input_name}' has {size:,} bytes of binary data, its shape needs {needed}")
     return np.frombuffer(binary, dtype)
 
 
-def _to_images(values: np.ndarray, datatype: str, count: int) -> np.ndarray:
+def _to_images(values: np.ndarray, datatype: str, count: int, input_name: str) -> np.ndarray:
     """Checked values (flat) -> (N, 1, 28, 28) float32 in [0, 1]."""
     if datatype == "UINT8":
         if values.min() < 0 or values.max() > 255:
-            raise BadRequest(f"input '{INPUT_NAME}' is UINT8: values must be 0-255")
+            raise BadRequest(f"input '{input_name}' is UINT8: values must be 0-255")
         images = values.astype(np.float32) / np.float32(255.0)  # as training scales pixels: x / 255
     else:
         # NOTE: checked before the cast to float32, which would turn 1e39 into inf (with a warning).
         if not np.isfinite(values).all():
-            raise BadRequest(f"input '{INPUT_NAME}' has NaN or infinite values")
+            raise BadRequest(f"input '{input_name}' has NaN or infinite values")
         low, high = values.min(), values.max()
         if low < 0 or high > 1:
             raise BadRequest(
-                f"input '{INPUT_NAME}' (FP32) must lie in [0, 1], found {float(low):g} to {float(high):g}: "
+                f"input '{input_name}' (FP32) must lie in [0, 1], found {float(low):g} to {float(high):g}: "
                 "scale 0-255 pixels by 1/255 and don't normalise (the model does), or send UINT8"
             )
         images = values.astype(np.float32, copy=False)
-    return images.reshape(count, *INPUT_SHAPE)
+    return images.reshape(count, *IMAGE_SHAPE)
 
 
-def _parse_images(inputs: object, binary: bytes | None, max_batch: int) -> np.ndarray:
+def _parse_images(inputs: object, binary: bytes | None, max_batch: int, input_name: str) -> np.ndarray:
     if not isinstance(inputs, list) or not inputs or not all(isinstance(item, dict) for item in inputs):
-        raise BadRequest(f"'inputs' must be a list of tensors: the model takes one, '{INPUT_NAME}'")
+        raise BadRequest(f"'inputs' must be a list of tensors: the model takes one, '{input_name}'")
     names = [item.get("name") for item in inputs]
-    if names != [INPUT_NAME]:
-        raise BadRequest(f"inputs {_short(names)} do not match the model's one input, '{INPUT_NAME}'")
+    if names != [input_name]:
+        raise BadRequest(f"inputs {_short(names)} do not match the model's one input, '{input_name}'")
     tensor = inputs[0]
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str) or datatype not in INPUT_DTYPES:
         raise BadRequest(
-            f"datatype {_short(datatype)} of input '{INPUT_NAME}' is not supported: "
+            f"datatype {_short(datatype)} of input '{input_name}' is not supported: "
             "send FP32 (values in [0, 1]) or UINT8 (0-255)"
         )
-    shape = _checked_shape(tensor.get("shape"), max_batch)
+    shape = _checked_shape(tensor.get("shape"), max_batch, input_name)
     count = math.prod(shape)  # elements
-    parameters = _parameters(tensor.get("parameters"), f"input '{INPUT_NAME}'")
+    parameters = _parameters(tensor.get("parameters"), f"input '{input_name}'")
     if "binary_data_size" in parameters:
         if "data" in tensor:
-            raise BadRequest(f"input '{INPUT_NAME}' has both 'data' and binary_data_size: send one")
-        values = _binary_values(parameters["binary_data_size"], binary, count, datatype)
+            raise BadRequest(f"input '{input_name}' has both 'data' and binary_data_size: send one")
+        values = _binary_values(parameters["binary_data_size"], binary, count, datatype, input_name)
     elif binary:
         raise BadRequest(
-            f"{len(binary):,} bytes follow the JSON but input '{INPUT_NAME}' has no binary_data_size parameter"
+            f"{len(binary):,} bytes follow the JSON but input '{input_name}' has no binary_data_size parameter"
         )
     else:
-        values = _json_values(tensor.get("data"), count, datatype)
-    return _to_images(values, datatype, shape[0])
+        values = _json_values(tensor.get("data"), count, datatype, input_name)
+    return _to_images(values, datatype, shape[0], input_name)
 
 
-def _parse_outputs(outputs: object, binary_default: bool) -> dict[str, bool]:
-    """Requested output name -> as binary; none asked means all, in graph order."""
+def _parse_outputs(outputs: object, binary_default: bool, names: tuple[str, ...]) -> dict[str, bool]:
+    """Requested output name -> as binary; none asked means all the model's, in graph order."""
     if outputs is None or outputs == []:
-        return dict.fromkeys(LAYER_NAMES, binary_default)
+        return dict.fromkeys(names, binary_default)
     if not isinstance(outputs, list) or not all(isinstance(item, dict) for item in outputs):
         raise BadRequest('\'outputs\' must be a list of objects like {"name": "probabilities"}')
     asked: dict[str, bool] = {}
     for item in outputs:
         name = item.get("name")
-        if not isinstance(name, str) or name not in OUTPUT_SHAPES:
-            raise BadRequest(f"unknown output {_short(name)}: choose from {', '.join(LAYER_NAMES)}")
+        if not isinstance(name, str) or name not in names:
+            raise BadRequest(f"unknown output {_short(name)}: choose from {', '.join(names)}")
         if name in asked:
             raise BadRequest(f"output '{name}' is asked for twice")
         where = f"output '{name}'"
@@ -259,7 +259,7 @@ def check_json_size(header: bytes, max_batch: int) -> None:
 
     NOTE: parsed JSON costs ~16x its size in Python objects; without this cap a 20 MB body took +330 MiB.
     """
-    limit = max_batch * math.prod(INPUT_SHAPE) * JSON_BYTES_PER_VALUE + JSON_OVERHEAD_BYTES
+    limit = max_batch * math.prod(IMAGE_SHAPE) * JSON_BYTES_PER_VALUE + JSON_OVERHEAD_BYTES
     if len(header) > limit:
         raise PayloadTooLarge(
             f"the JSON part of the request is {len(header):,} bytes, more than the {limit:,} that {max_batch} "
@@ -267,7 +267,7 @@ def check_json_size(header: bytes, max_batch: int) -> None:
         )
 
 
-def parse_infer_request(body: bytes, header_length: str | None, *, max_batch: int) -> InferRequest:
+def parse_infer_request(body: bytes, header_length: str | None, *, max_batch: int, contract: Contract) -> InferRequest:
     """Parse and check a V2 inference request (JSON, then any binary tensors); BadRequest says what is wrong."""
     header, binary = split_body(body, header_length)
     check_json_size(header, max_batch)
@@ -275,10 +275,11 @@ def parse_infer_request(body: bytes, header_length: str | None, *, max_batch: in
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest(f"'id' must be a string, got {_short(request_id)}")
-    images = _parse_images(request.get("inputs"), binary, max_batch)
+    images = _parse_images(request.get("inputs"), binary, max_batch, contract.input.name)
     parameters = _parameters(request.get("parameters"), "the request")
     binary_default = _flag(parameters, "binary_data_output", False, "the request")
-    return InferRequest(images, _parse_outputs(request.get("outputs"), binary_default), request_id)
+    outputs = _parse_outputs(request.get("outputs"), binary_default, contract.output_names)
+    return InferRequest(images, outputs, request_id)
 
 
 # ---- the response ------------------------------------------------------------------------------------
@@ -311,38 +312,30 @@ def encode_infer_response(model: dict[str, str], request: InferRequest, values: 
 
 
 class OpenInference:
-    """The V2 data plane for the model the engine runs: metadata, and inference through `engine.infer`."""
+    """The V2 data plane over the repository: metadata, and inference through each model version's engine."""
 
-    def __init__(self, engine: InferenceEngine, *, max_batch: int, max_bytes: int) -> None:
-        self.engine = engine
+    def __init__(self, repository: ModelRepository, *, max_batch: int, max_bytes: int) -> None:
+        self.repository = repository
         self.max_batch = max_batch  # images per request
         self.max_bytes = max_bytes  # request body, before and after Content-Encoding
-        card = engine.runtime.card
-        self.model = {"name": card["name"], "version": card["version"]}
 
     def check_model(self, name: str, version: str | None = None) -> None:
-        """NotFound (404) unless name (and version, if given) is the model served."""
-        if name != self.model["name"]:
-            raise NotFound(f"unknown model {_short(name)}: this server serves '{self.model['name']}'")
-        if version is not None and version != self.model["version"]:
-            raise NotFound(
-                f"unknown version {_short(version)} of model '{name}': this server has version "
-                f"'{self.model['version']}'"
-            )
+        """NotFound (404) unless the model (and version, if given) is served."""
+        self.repository.resolve(name, version)
 
     def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         """`GET /v2/models/{name}`: versions, platform, and each tensor's datatype and shape (-1: batch)."""
-        self.check_model(name, version)
+        contract = self.repository.resolve(name, version).contract
 
         def tensor(tensor_name: str, shape: tuple[int, ...]) -> dict[str, Any]:
             return {"name": tensor_name, "datatype": OUTPUT_DATATYPE, "shape": [-1, *shape]}
 
         return {
-            "name": self.model["name"],
-            "versions": [self.model["version"]],
+            "name": name,
+            "versions": self.repository.versions(name),
             "platform": PLATFORM,
-            "inputs": [tensor(INPUT_NAME, INPUT_SHAPE)],
-            "outputs": [tensor(name, OUTPUT_SHAPES[name]) for name in LAYER_NAMES],
+            "inputs": [tensor(contract.input.name, contract.input.shape)],
+            "outputs": [tensor(spec.name, spec.shape) for spec in contract.outputs],
         }
 
     async def infer(
@@ -352,11 +345,17 @@ class OpenInference:
 
         header_length is the Inference-Header-Content-Length header, content_encoding the Content-Encoding.
         """
-        self.check_model(name, version)
-        request = await anyio.to_thread.run_sync(self._parse, body, header_length, content_encoding)
-        values = await self.engine.infer(request.images, tuple(request.outputs))
-        return await anyio.to_thread.run_sync(encode_infer_response, self.model, request, values)
+        model = self.repository.resolve(name, version)  # the one version this request runs on, to the end
+        request = await anyio.to_thread.run_sync(self._parse, body, header_length, content_encoding, model.contract)
+        values = await model.engine.infer(request.images, tuple(request.outputs))
+        return await anyio.to_thread.run_sync(encode_infer_response, model.identity, request, values)
 
-    def _parse(self, body: bytes, header_length: str | None, content_encoding: str | None) -> InferRequest:
+    def _parse(
+        self, body: bytes, header_length: str | None, content_encoding: str | None, contract: Contract
+    ) -> InferRequest:
         body = decompress(body, content_encoding, self.max_bytes)
-        return parse_infer_request(body, header_length, max_batch=self.max_batch)
+        return parse_infer_request(body, header_length, max_batch=self.max_batch, contract=contract)
+
+    def index(self) -> list[dict[str, str]]:
+        """`POST /v2/repository/index`: every model version found, with its state and, if not ready, why."""
+        return self.repository.index()

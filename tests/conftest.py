@@ -1,5 +1,5 @@
-"""Shared fixtures: a randomly initialised convnet exported to a temporary ONNX file plays the model; apps and a
-real server built on it for the service and reliability suites; the same on the committed, trained model.
+"""Shared fixtures: a randomly initialised convnet exported into a temporary model repository plays the model; apps
+and a real server built on it for the service and reliability suites; the same on the committed, trained models.
 
 Helpers live in modules of their own (tests/paths.py, tests/shapes.py, tests/service/*.py ...), never here.
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.paths import REPO_ROOT, committed_model, mnist_data_dir
+from tests.paths import REPO_ROOT, committed_repository, mnist_data_dir
 from tests.shapes import LAYER_SHAPES
 
 if TYPE_CHECKING:
@@ -30,16 +30,24 @@ __all__ = ["LAYER_SHAPES", "REPO_ROOT", "mnist_data_dir"]
 
 
 @pytest.fixture(scope="session")
-def random_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(onnx_path, card_path) of a seeded, randomly initialised MnistCNN with a valid card."""
+def random_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository holding one model, mnist_cnn version 1: a seeded, randomly initialised classic net."""
     import torch
 
-    from training.export import export_model
-    from training.model import MnistCNN
+    from training.architectures import build_model
+    from training.export import export_to_repository
 
     torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("model")
-    return export_model(MnistCNN(), directory / "mnist_cnn.onnx", version="0.0.0-test")
+    root = tmp_path_factory.mktemp("repository")
+    export_to_repository(build_model("classic"), root, name="mnist_cnn", version="1")
+    return root
+
+
+@pytest.fixture(scope="session")
+def random_model(random_repository: Path) -> tuple[Path, Path]:
+    """(model.onnx, card.json) of the random repository's one model version."""
+    folder = random_repository / "mnist_cnn" / "1"
+    return folder / "model.onnx", folder / "card.json"
 
 
 @pytest.fixture(scope="session")
@@ -48,14 +56,14 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def settings(random_model: tuple[Path, Path]) -> Settings:
-    """The random test model with every other setting at its default: the limits a real server has.
+def settings(random_repository: Path) -> Settings:
+    """The random test repository with every other setting at its default: the limits a real server has.
 
     A module whose tests need other limits overrides this fixture, and `client` follows.
     """
     from service.config import Settings
 
-    return Settings(model_path=random_model[0], card_path=random_model[1])
+    return Settings(model_repository=random_repository)
 
 
 @pytest.fixture
@@ -68,33 +76,32 @@ async def client(settings: Settings, anyio_backend: str) -> AsyncIterator[httpx.
 
 
 @pytest.fixture(scope="session")
-def live_service(random_model: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    """A real `python -m service` with the default settings, serving the random test model on loopback."""
+def live_service(random_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """A real `python -m service` with the default settings, serving the random test repository on loopback."""
     from tests.reliability.processes import launched
     from tests.service.servers import service_env
 
-    with launched(service_env(*random_model), tmp_path_factory.mktemp("live")) as service:
+    with launched(service_env(random_repository), tmp_path_factory.mktemp("live")) as service:
         yield service
 
 
 @pytest.fixture
 async def committed_client(anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of an app serving the committed, trained model, every setting at its default."""
+    """An in-process client of an app serving the committed, trained models, every setting at its default."""
     from service.config import Settings
     from tests.service.clients import in_process_client
 
-    model, card = committed_model()
-    async with in_process_client(Settings(model_path=model, card_path=card)) as client:
+    async with in_process_client(Settings(model_repository=committed_repository())) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
 def committed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    """A real `python -m service` with the default settings, serving the committed, trained model on loopback."""
+    """A real `python -m service` with the default settings, serving the committed, trained models on loopback."""
     from tests.reliability.processes import launched
     from tests.service.servers import service_env
 
-    with launched(service_env(*committed_model()), tmp_path_factory.mktemp("committed")) as service:
+    with launched(service_env(committed_repository()), tmp_path_factory.mktemp("committed")) as service:
         yield service
 
 

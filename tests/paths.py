@@ -10,18 +10,35 @@ from pathlib import Path
 
 import pytest
 
-from bench.servers import COMMITTED_MODEL, REPO_ROOT
+from bench.servers import COMMITTED_REPOSITORY, REPO_ROOT
 
-__all__ = ["COMMITTED_CARD", "COMMITTED_MODEL", "REPO_ROOT", "committed_model", "mnist_data_dir", "mnist_test_files"]
+__all__ = [
+    "COMMITTED_MODELS",
+    "COMMITTED_REPOSITORY",
+    "REPO_ROOT",
+    "committed_repository",
+    "mnist_data_dir",
+    "mnist_test_files",
+]
 
-COMMITTED_CARD = COMMITTED_MODEL.with_suffix(".json")
+# The models the checkout commits, <name>: the folder of its one version.
+COMMITTED_MODELS = {
+    "mnist_cnn": COMMITTED_REPOSITORY / "mnist_cnn" / "1",
+    "mnist_modern": COMMITTED_REPOSITORY / "mnist_modern" / "1",
+}
 
 
-def committed_model() -> tuple[Path, Path]:
-    """(COMMITTED_MODEL, COMMITTED_CARD), with the calling test skipped unless both are in the checkout."""
-    if not (COMMITTED_MODEL.exists() and COMMITTED_CARD.exists()):
-        pytest.skip(f"the committed model is missing: {COMMITTED_MODEL} and its card {COMMITTED_CARD.name} are needed")
-    return COMMITTED_MODEL, COMMITTED_CARD
+def committed_repository() -> Path:
+    """COMMITTED_REPOSITORY, with the calling test skipped unless every committed model and card is there."""
+    missing = [
+        str(folder / name)
+        for folder in COMMITTED_MODELS.values()
+        for name in ("model.onnx", "card.json")
+        if not (folder / name).exists()
+    ]
+    if missing:
+        pytest.skip(f"committed models are missing: {', '.join(missing)}")
+    return COMMITTED_REPOSITORY
 
 
 def mnist_data_dir() -> Path:

@@ -1,4 +1,5 @@
-"""The contract both halves meet at: each named output's shape without the batch dimension."""
+"""The classic net's outputs (the random test model and the committed mnist_cnn): each shape without the batch
+dimension, in forward order, as its card lists them."""
 
 from __future__ import annotations
 
@@ -12,3 +13,5 @@ LAYER_SHAPES = {
     "logits": [10],
     "probabilities": [10],
 }
+LAYER_NAMES = tuple(LAYER_SHAPES)
+OUTPUT_SHAPES = {name: tuple(shape) for name, shape in LAYER_SHAPES.items()}

@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from service.deps import PngLayer, check_query, predictor_of, read_image, settings_of
+from service.deps import check_query, model_of, read_image, settings_of
 from service.featuremaps import MapFormat
-from service.inference import PNG_LAYERS, parse_layers
+from service.inference import check_png_layer, parse_layers
 from service.routing import json_response
-from service.runtime import LAYER_NAMES
 from service.schemas import FeatureMapsResponse, error_responses, image_request_body
 
 router = APIRouter(prefix="/feature-maps", tags=["feature maps"])
@@ -19,8 +18,8 @@ router = APIRouter(prefix="/feature-maps", tags=["feature maps"])
 LayersQuery = Annotated[
     str | None,
     Query(
-        description=f"Comma-separated layer names from {', '.join(LAYER_NAMES)}; default all. "
-        "`input` may be named too: the 28x28 input is in every answer.",
+        description="Comma-separated layer names of the model (GET /models lists each model's outputs); "
+        "default all. `input` may be named too: the 28x28 input is in every answer.",
         examples=["conv1,pool2,probabilities"],
     ),
 ]
@@ -33,17 +32,17 @@ FormatQuery = Annotated[
 @router.post(
     "",
     response_model=FeatureMapsResponse,
-    responses=error_responses(400, 413, 415, 422, 503),
+    responses=error_responses(400, 404, 413, 415, 422, 503),
     openapi_extra=image_request_body("file"),
 )
 async def read_feature_maps(request: Request, layers: LayersQuery = None, format: FormatQuery = "json") -> Response:
     """The prediction, the 28x28 input the model saw and the activations of the asked layers."""
-    predictor = predictor_of(request)
-    check_query(request, ("layers", "format"))  # a bad query fails before the body is read
-    asked = parse_layers(layers)
+    check_query(request, ("layers", "format", "model", "version"))  # a bad query fails before the body is read
+    model = model_of(request)
+    asked = parse_layers(layers, model.contract)
     upload = await read_image(request, settings_of(request))
     # NOTE: already plain JSON types; orjson skips re-validating and re-encoding ~40k floats the slow way
-    return json_response(await predictor.feature_maps(upload, asked, format))
+    return json_response(await model.predictor.feature_maps(upload, asked, format))
 
 
 @router.post(
@@ -55,11 +54,12 @@ async def read_feature_maps(request: Request, layers: LayersQuery = None, format
     },
     openapi_extra=image_request_body("file"),
     summary="Draw a layer's feature maps as PNG",
-    description=f"One layer as a picture. Layers: {', '.join(PNG_LAYERS)}.",
+    description="One layer of the model as a picture: `input`, or any of the model's outputs (GET /models).",
 )
-async def draw_feature_maps(request: Request, layer: PngLayer) -> Response:
-    """One layer as a picture: channels as a viridis grid, `flatten` as a strip, scores as bars."""
-    predictor = predictor_of(request)
-    check_query(request, ())
+async def draw_feature_maps(request: Request, layer: str) -> Response:
+    """One layer as a picture: channels as a viridis grid, vectors as a strip, class scores as bars."""
+    check_query(request, ("model", "version"))
+    model = model_of(request)
+    check_png_layer(layer, model.contract)  # 404 before the body is read
     upload = await read_image(request, settings_of(request))
-    return Response(await predictor.layer_png(upload, layer), media_type="image/png")
+    return Response(await model.predictor.layer_png(upload, layer), media_type="image/png")

@@ -140,6 +140,12 @@ async def check_model_version_ready(model_name: str, model_version: str, plane: 
     return _health(plane is not None)
 
 
+@router.post("/repository/index", responses=_errors(503))
+async def read_repository_index(plane: OpenInferenceDep) -> list[dict[str, str]]:
+    """Triton's repository index: every model version found, its state (READY when served) and, if not, why."""
+    return plane.index()
+
+
 @router.post("/models/{model_name}/infer", response_class=Response, responses=INFER_ANSWERS, openapi_extra=INFER_BODY)
 async def infer_model(request: Request, model_name: str, plane: OpenInferenceDep) -> Response:
     """Run the model on a V2 inference request, in JSON or with binary tensors."""

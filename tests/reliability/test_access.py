@@ -234,8 +234,8 @@ def test_presented_keys_are_bounded_in_number() -> None:
     assert len(presented_keys(headers)) == 4
 
 
-def test_keys_never_reach_the_server_log(random_model: tuple[Path, Path], tmp_path: Path, digit_png: bytes) -> None:
-    env = service_env(*random_model, MNIST_API_KEYS=KEY, MNIST_LOG_LEVEL="debug")
+def test_keys_never_reach_the_server_log(random_repository: Path, tmp_path: Path, digit_png: bytes) -> None:
+    env = service_env(random_repository, MNIST_API_KEYS=KEY, MNIST_LOG_LEVEL="debug")
     with launched(env, tmp_path) as service:
         with httpx.Client(base_url=service.url, timeout=30) as http:
             assert http.post("/predict", files={"file": ("d.png", digit_png)}).status_code == 401

@@ -24,10 +24,8 @@ def answer(sock: socket.socket) -> bytes:
     return read_response(sock)[0]
 
 
-def test_idle_connection_is_closed_after_mnist_keep_alive_timeout(
-    random_model: tuple[Path, Path], tmp_path: Path
-) -> None:
-    env = service_env(*random_model, MNIST_KEEP_ALIVE_TIMEOUT="1")
+def test_idle_connection_is_closed_after_mnist_keep_alive_timeout(random_repository: Path, tmp_path: Path) -> None:
+    env = service_env(random_repository, MNIST_KEEP_ALIVE_TIMEOUT="1")
     with launched(env, tmp_path) as service, connect(service) as sock:
         assert answer(sock).startswith(b"HTTP/1.1 200")
         assert answer(sock).startswith(b"HTTP/1.1 200")  # kept alive: the same connection serves again

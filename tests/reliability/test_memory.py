@@ -122,9 +122,9 @@ def test_v2_json_body_at_the_limit_is_refused_with_bounded_memory(
     reason="uvicorn's httptools protocol buffers request headers without limit (h11 stops at 16 KiB): "
     "python -m service would need http='h11', or a proxy with header limits in front; see docs/reliability.md",
 )
-def test_endless_request_headers_are_cut_off(random_model: tuple[Path, Path], tmp_path: Path) -> None:
+def test_endless_request_headers_are_cut_off(random_repository: Path, tmp_path: Path) -> None:
     # A fresh server: on one that has held more, the headers would fill memory it already has.
-    with launched(service_env(*random_model), tmp_path) as service:
+    with launched(service_env(random_repository), tmp_path) as service:
         _send_endless_headers(service)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.paths import REPO_ROOT, committed_model
+from tests.paths import COMMITTED_MODELS, REPO_ROOT, committed_repository
 from tests.reliability.processes import launched
-from tests.service.models import copy_model
+from tests.service.models import copy_repository
 from tests.service.servers import service_env
 
 
@@ -20,11 +20,17 @@ def predict_works(http: httpx.Client, digit_png: bytes) -> bool:
     return response.status_code == 200 and len(response.json()["probabilities"]) == 10
 
 
-def restart_refusal(model: Path, card: Path) -> tuple[int, str]:
-    """(exit code, stderr) of a fresh `python -m service` on these files (it stops before serving)."""
+def served_sha256(http: httpx.Client) -> str:
+    ready = http.get("/health/ready")
+    assert ready.status_code == 200
+    return ready.json()["models"][0]["sha256"]
+
+
+def restart_refusal(repository: Path) -> tuple[int, str]:
+    """(exit code, stderr) of a fresh `python -m service` on this repository (it stops before serving)."""
     command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", "0"]
     result = subprocess.run(
-        command, env=service_env(model, card), cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+        command, env=service_env(repository), cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
     return result.returncode, result.stderr
 
@@ -32,28 +38,28 @@ def restart_refusal(model: Path, card: Path) -> tuple[int, str]:
 def test_model_file_deleted_then_overwritten_while_serving(
     random_model: tuple[Path, Path], tmp_path: Path, digit_png: bytes
 ) -> None:
-    model, card = copy_model(random_model, tmp_path)
-    with launched(service_env(model, card), tmp_path) as service, httpx.Client(base_url=service.url) as http:
-        sha256 = http.get("/health/ready").json()["model"]["sha256"]
+    repository = tmp_path / "repository"
+    model = copy_repository(random_model, repository) / "model.onnx"
+    with launched(service_env(repository), tmp_path) as service, httpx.Client(base_url=service.url) as http:
+        sha256 = served_sha256(http)
         assert predict_works(http, digit_png)
 
         model.unlink()
         assert predict_works(http, digit_png)
-        assert http.get("/health/ready").status_code == 200
+        assert served_sha256(http) == sha256
 
-        code, stderr = restart_refusal(model, card)
+        code, stderr = restart_refusal(repository)
         assert code == 1 and stderr.strip().splitlines() == [
-            f"mnist-service: refusing to start: model file {model} not found: train and export it, "
-            "or set MNIST_MODEL_PATH"
+            f"mnist-service: refusing to start: model file {model} not found: train and export it "
+            "(python -m training export), or set MNIST_MODEL_REPOSITORY"
         ]
 
         model.write_bytes(b"not an onnx model" * 1000)
         assert predict_works(http, digit_png)
-        ready = http.get("/health/ready")
-        assert ready.status_code == 200 and ready.json()["model"]["sha256"] == sha256  # still the verified model
+        assert served_sha256(http) == sha256  # still the verified model
         assert http.get("/v2/health/ready").status_code == 200
 
-        code, stderr = restart_refusal(model, card)
+        code, stderr = restart_refusal(repository)
         assert code == 1 and len(stderr.strip().splitlines()) == 1
         assert "refusing to start" in stderr and "sha256" in stderr and "corrupt" in stderr
 
@@ -61,17 +67,19 @@ def test_model_file_deleted_then_overwritten_while_serving(
 def test_model_and_card_replaced_while_serving_take_effect_on_restart(
     random_model: tuple[Path, Path], tmp_path: Path, digit_png: bytes
 ) -> None:
-    committed = committed_model()
-    model, card = copy_model(random_model, tmp_path)
-    with launched(service_env(model, card), tmp_path) as service, httpx.Client(base_url=service.url) as http:
-        before = http.get("/health/ready").json()["model"]["sha256"]
+    committed_repository()  # skips unless the trained models are in the checkout
+    committed = COMMITTED_MODELS["mnist_cnn"]
+    repository = tmp_path / "repository"
+    folder = copy_repository(random_model, repository)
+    with launched(service_env(repository), tmp_path) as service, httpx.Client(base_url=service.url) as http:
+        before = served_sha256(http)
         # A deploy: another valid model and its card, each swapped in with an atomic rename.
-        for source, target in zip(committed, (model, card), strict=True):
-            staged = target.with_suffix(".new")
-            staged.write_bytes(source.read_bytes())
-            staged.replace(target)
+        for name in ("model.onnx", "card.json"):
+            staged = folder / f"{name}.new"
+            staged.write_bytes((committed / name).read_bytes())
+            staged.replace(folder / name)
         assert predict_works(http, digit_png)
-        assert http.get("/health/ready").json()["model"]["sha256"] == before  # the running server keeps its own
-    with launched(service_env(model, card), tmp_path) as restarted, httpx.Client(base_url=restarted.url) as http:
-        assert http.get("/health/ready").json()["model"]["sha256"] != before
+        assert served_sha256(http) == before  # the running server keeps its own
+    with launched(service_env(repository), tmp_path) as restarted, httpx.Client(base_url=restarted.url) as http:
+        assert served_sha256(http) != before
         assert predict_works(http, digit_png)

@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
+from service.contract import Contract
 from service.errors import ServiceError, UnusableImage
 from service.preprocess import mnist_recipe, prepare_digit
-from service.runtime import LAYER_NAMES
 from service.v2 import decompress, parse_infer_request
 from tests.service.images import IMAGE_KINDS
+from tests.shapes import LAYER_NAMES, LAYER_SHAPES
 
 settings.register_profile(
     "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -199,12 +200,26 @@ def infer_bodies(draw: st.DrawFn) -> tuple[bytes, str | None]:
     return header + (binary if length is not None else b""), length
 
 
+# The classic net's contract, as its card describes it.
+KINDS = {"conv": "conv", "pool": "pool", "flatten": "flatten", "logits": "dense", "probabilities": "probabilities"}
+CONTRACT = Contract.from_card(
+    {
+        "input": {"name": "image", "shape": ["N", 1, 28, 28]},
+        "outputs": [
+            {"name": name, "shape": ["N", *shape], "kind": KINDS[name.rstrip("123")]}
+            for name, shape in LAYER_SHAPES.items()
+        ],
+    },
+    "the classic net's card",
+)
+
+
 @given(infer_bodies())
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
 def test_parse_infer_request_is_images_or_a_service_error(case: tuple[bytes, str | None]) -> None:
     body, header_length = case
     try:
-        request = parse_infer_request(body, header_length, max_batch=4)
+        request = parse_infer_request(body, header_length, max_batch=4, contract=CONTRACT)
     except ServiceError as error:
         assert_client_error(error)
         return

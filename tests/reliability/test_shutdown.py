@@ -81,11 +81,11 @@ def gated_body(body: bytes, sent: threading.Event, gate: threading.Event) -> Ite
     yield body[1000:]
 
 
-def test_sigterm_lets_requests_in_flight_finish(random_model: tuple[Path, Path], tmp_path: Path) -> None:
+def test_sigterm_lets_requests_in_flight_finish(random_repository: Path, tmp_path: Path) -> None:
     count = 8
     files = [("files", (f"{i}.png", encode(draw_seven()), "image/png")) for i in range(8)]
     # A long grace: the requests are held open by the test's gate, not by work, and finish once it opens.
-    with launched(service_env(*random_model, MNIST_SHUTDOWN_TIMEOUT="60"), tmp_path) as service:
+    with launched(service_env(random_repository, MNIST_SHUTDOWN_TIMEOUT="60"), tmp_path) as service:
         form = httpx.Request("POST", f"{service.url}/predict/batch", files=files)
         body = form.read()
         headers = {"Content-Type": form.headers["Content-Type"], "Content-Length": str(len(body))}
@@ -114,10 +114,8 @@ def test_sigterm_lets_requests_in_flight_finish(random_model: tuple[Path, Path],
     assert "Traceback" not in log and "Finished server process" in log
 
 
-def test_sigterm_cuts_a_stalled_client_off_after_the_shutdown_timeout(
-    random_model: tuple[Path, Path], tmp_path: Path
-) -> None:
-    env = service_env(*random_model, MNIST_SHUTDOWN_TIMEOUT="1")
+def test_sigterm_cuts_a_stalled_client_off_after_the_shutdown_timeout(random_repository: Path, tmp_path: Path) -> None:
+    env = service_env(random_repository, MNIST_SHUTDOWN_TIMEOUT="1")
     with launched(env, tmp_path) as service:
         with connect(service) as stalled:
             # Headers promise 100 kB of image; 40 bytes come, then nothing.
@@ -136,11 +134,9 @@ def test_sigterm_cuts_a_stalled_client_off_after_the_shutdown_timeout(
     assert 1 <= elapsed < DEFAULT_SHUTDOWN_TIMEOUT
 
 
-def test_sigterm_with_idle_keep_alive_connections_exits_promptly(
-    random_model: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_sigterm_with_idle_keep_alive_connections_exits_promptly(random_repository: Path, tmp_path: Path) -> None:
     # A long grace: were idle connections waited for like requests in flight, the exit would take 60 s.
-    with launched(service_env(*random_model, MNIST_SHUTDOWN_TIMEOUT="60"), tmp_path) as service:
+    with launched(service_env(random_repository, MNIST_SHUTDOWN_TIMEOUT="60"), tmp_path) as service:
         idle = [connect(service) for _ in range(4)]
         try:
             for sock in idle:

@@ -1,4 +1,5 @@
-"""Broken variants of the test model: a flipped byte, a foreign card, a graph off the contract."""
+"""Copies and broken variants of the test model: a repository of one copy, a flipped byte, a foreign card, a graph
+off its card."""
 
 from __future__ import annotations
 
@@ -11,6 +12,19 @@ from pathlib import Path
 def copy_model(random_model: tuple[Path, Path], directory: Path) -> tuple[Path, Path]:
     model, card = (Path(shutil.copy(path, directory)) for path in random_model)
     return model, card
+
+
+def copy_repository(random_model: tuple[Path, Path], root: Path, name: str = "mnist_cnn", version: str = "1") -> Path:
+    """A model repository at root holding a copy of the random model as name/version; returns that version folder.
+
+    The card is rewritten to the folder's name and version (the service checks that they agree).
+    """
+    folder = root / name / version
+    folder.mkdir(parents=True)
+    shutil.copy(random_model[0], folder / "model.onnx")
+    card = json.loads(random_model[1].read_text())
+    (folder / "card.json").write_text(json.dumps({**card, "name": name, "version": version}))
+    return folder
 
 
 def flip_byte(path: Path, offset: int = 1000) -> None:

@@ -49,20 +49,15 @@ def as_environment_value(documented: str) -> str:
     return "" if value == "empty" else value
 
 
-def test_settings_default_card_path_is_beside_the_model() -> None:
-    settings = Settings(model_path=Path("elsewhere/model.onnx"))
-    assert settings.resolved_card_path == Path("elsewhere/model.json")
-
-
 def test_settings_read_mnist_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MNIST_MODEL_PATH", "/models/m.onnx")
-    monkeypatch.setenv("MNIST_CARD_PATH", "/cards/m.json")
+    monkeypatch.setenv("MNIST_MODEL_REPOSITORY", "/srv/models")
+    monkeypatch.setenv("MNIST_DEFAULT_MODEL", "mnist_modern")
     monkeypatch.setenv("MNIST_MAX_UPLOAD_BYTES", "1234")
     monkeypatch.setenv("MNIST_MAX_BATCH_FILES", "8")
     monkeypatch.setenv("MNIST_CORS_ORIGINS", "http://a.example, http://b.example")
     settings = Settings()
-    assert settings.model_path == Path("/models/m.onnx")
-    assert settings.resolved_card_path == Path("/cards/m.json")
+    assert settings.model_repository == Path("/srv/models")
+    assert settings.default_model == "mnist_modern"
     assert (settings.max_upload_bytes, settings.max_batch_files) == (1234, 8)
     assert settings.cors_origins == ["http://a.example", "http://b.example"]
 

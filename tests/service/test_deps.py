@@ -11,11 +11,11 @@ pytestmark = pytest.mark.anyio
 @pytest.mark.parametrize(
     ("path", "hint"),
     [
-        ("/feature-maps?layer=conv1", "did you mean 'layers'? /feature-maps takes layers, format"),
+        ("/feature-maps?layer=conv1", "did you mean 'layers'? /feature-maps takes layers, format, model, version"),
         ("/feature-maps?layers=conv1&fromat=compact", "did you mean 'format'?"),
-        ("/feature-maps/conv1.png?layers=conv1", "/feature-maps/conv1.png takes no query parameters"),
-        ("/predict?model=mnist_cnn", "/predict takes no query parameters"),
-        ("/predict/batch?x=1", "/predict/batch takes no query parameters"),
+        ("/feature-maps/conv1.png?layers=conv1", "/feature-maps/conv1.png takes model, version"),
+        ("/predict?modle=mnist_cnn", "did you mean 'model'? /predict takes model, version"),
+        ("/predict/batch?x=1", "/predict/batch takes model, version"),
     ],
 )
 async def test_image_endpoint_refuses_unknown_query_parameter(

@@ -27,20 +27,26 @@ async def test_read_model_card_includes_the_layer_table(client: httpx.AsyncClien
     assert layers[0] == {
         "name": "conv1",
         "type": "Conv2d(1, 32, 3) + ReLU",
+        "kind": "conv",
         "output_shape": ["N", 32, 26, 26],
         "parameters": 320,
     }
 
 
-async def test_check_live_is_200(client: httpx.AsyncClient) -> None:
+async def test_check_live_is_200_and_says_only_live(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/live")
-    assert response.status_code == 200 and response.json()["status"] == "live"
+    assert response.status_code == 200 and response.json() == {"status": "live"}
 
 
-async def test_check_ready_is_200_with_model_loaded(client: httpx.AsyncClient) -> None:
+async def test_check_ready_is_200_naming_every_model_loaded(client: httpx.AsyncClient, random_model: tuple) -> None:
     response = await client.get("/health/ready")
+    sha256 = json.loads(random_model[1].read_text())["sha256"]
     assert response.status_code == 200
-    assert response.json()["status"] == "ready" and response.json()["model"]["name"] == "mnist_cnn"
+    assert response.json() == {
+        "status": "ready",
+        "default_model": "mnist_cnn",
+        "models": [{"name": "mnist_cnn", "version": "1", "sha256": sha256}],
+    }
 
 
 async def test_check_ready_is_503_before_model_loaded(settings: Settings) -> None:
@@ -81,10 +87,12 @@ async def test_read_metrics_records_batch_sizes_and_queue_time(client: httpx.Asy
     await client.post("/predict/batch", files=files)
     await client.post("/predict", files={"file": ("d.png", digit_png)})
     values = samples((await client.get("/metrics")).text)
-    assert values[("mnist_inference_batch_size_count", frozenset())] == 2  # runs
-    assert values[("mnist_inference_batch_size_sum", frozenset())] == 4  # images
-    assert values[("mnist_inference_batch_size_bucket", frozenset({("le", "2.0")}))] == 1
-    assert values[("mnist_inference_queue_seconds_count", frozenset())] == 2  # one wait per request
+    model = frozenset({("model", "mnist_cnn"), ("version", "1")})
+    assert values[("mnist_inference_batch_size_count", model)] == 2  # runs
+    assert values[("mnist_inference_batch_size_sum", model)] == 4  # images
+    assert values[("mnist_inference_batch_size_bucket", model | {("le", "2.0")})] == 1
+    assert values[("mnist_inference_queue_seconds_count", model)] == 2  # one wait per request
+    assert values[("mnist_inference_requests_total", model)] == 2
 
 
 async def test_read_metrics_publishes_model_info(client: httpx.AsyncClient) -> None:

@@ -1,4 +1,4 @@
-"""ModelRuntime: loads the verified model, runs named outputs, refuses anything else with one clear line."""
+"""ModelRuntime: loads a verified model version, runs named outputs, refuses anything else with one clear line."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from service.errors import ModelLoadError
-from service.runtime import LAYER_NAMES, OUTPUT_SHAPES, ModelRuntime
+from service.runtime import ModelRuntime
 from tests.service.models import copy_model, flip_byte, off_contract_model, write_card_for
 
 
 def test_load_runtime_accepts_the_random_model(random_model: tuple[Path, Path]) -> None:
     runtime = ModelRuntime.load(*random_model)
-    assert runtime.name == "mnist_cnn" and runtime.version == "0.0.0-test"
+    assert runtime.name == "mnist_cnn" and runtime.version == "1"
     assert runtime.sha256 == hashlib.sha256(random_model[0].read_bytes()).hexdigest()
 
 
@@ -25,13 +25,15 @@ def test_run_returns_only_asked_outputs_by_name(random_model: tuple[Path, Path])
     images = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
     values = runtime.run(images, ["probabilities", "conv2"])
     assert set(values) == {"probabilities", "conv2"}
-    assert values["conv2"].shape == (3, *OUTPUT_SHAPES["conv2"])
+    assert values["conv2"].shape == (3, 64, 11, 11)
     np.testing.assert_allclose(values["probabilities"].sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_run_gives_every_layer_its_contract_shape(random_model: tuple[Path, Path]) -> None:
-    values = ModelRuntime.load(*random_model).run(np.zeros((2, 1, 28, 28), np.float32), LAYER_NAMES)
-    assert {name: value.shape[1:] for name, value in values.items()} == OUTPUT_SHAPES
+def test_run_gives_every_layer_the_shape_its_card_says(random_model: tuple[Path, Path]) -> None:
+    runtime = ModelRuntime.load(*random_model)
+    values = runtime.run(np.zeros((2, 1, 28, 28), np.float32), runtime.contract.output_names)
+    card = {output["name"]: tuple(output["shape"][1:]) for output in json.loads(random_model[1].read_text())["outputs"]}
+    assert {name: value.shape[1:] for name, value in values.items()} == card
 
 
 def test_run_refuses_wrong_input_shape(random_model: tuple[Path, Path]) -> None:
@@ -83,7 +85,7 @@ def test_load_runtime_refuses_corrupt_file_even_with_matching_card(
 def test_load_runtime_refuses_graph_off_contract(random_model: tuple[Path, Path], tmp_path: Path) -> None:
     model = off_contract_model(tmp_path / "other.onnx")
     write_card_for(model, tmp_path / "other.json", random_model[1])
-    with pytest.raises(ModelLoadError, match="contract") as caught:
+    with pytest.raises(ModelLoadError, match="does not match its card") as caught:
         ModelRuntime.load(model, tmp_path / "other.json")
     assert "output 'conv1' is missing" in str(caught.value)
     assert "'probabilities' has shape ['N', 784]" in str(caught.value)

@@ -14,28 +14,36 @@ import pytest
 
 from bench.servers import Server
 from tests.paths import REPO_ROOT
-from tests.service.models import copy_model, flip_byte, off_contract_model, write_card_for
+from tests.service.models import copy_repository, flip_byte, off_contract_model, write_card_for
 from tests.service.servers import free_port, service_env, start_service
 
 
 def _cases(random_model: tuple[Path, Path], directory: Path) -> dict[str, dict[str, str]]:
-    """Environment of each refusal case, by name."""
-    flipped = directory / "flipped"
-    flipped.mkdir()
-    model, card = copy_model(random_model, flipped)
-    flip_byte(model)
+    """Environment of each refusal case, by name: a repository with one broken model version each."""
+    flipped = copy_repository(random_model, directory / "flipped")
+    flip_byte(flipped / "model.onnx")
 
-    foreign_card = directory / "foreign.json"
-    card_data = json.loads(random_model[1].read_text())
-    foreign_card.write_text(json.dumps({**card_data, "sha256": "0" * 64}))
+    missing = copy_repository(random_model, directory / "missing")
+    (missing / "model.onnx").unlink()
 
-    off_contract = off_contract_model(directory / "other.onnx")
-    write_card_for(off_contract, directory / "other.json", random_model[1])
+    foreign = copy_repository(random_model, directory / "foreign")
+    card = json.loads((foreign / "card.json").read_text())
+    (foreign / "card.json").write_text(json.dumps({**card, "sha256": "0" * 64}))
+
+    other = copy_repository(random_model, directory / "other")
+    off_contract_model(other / "model.onnx")
+    write_card_for(other / "model.onnx", other / "card.json", other / "card.json")
+
+    def env(folder: Path) -> dict[str, str]:
+        return service_env(folder.parents[1])
+
     return {
-        "flipped_byte": service_env(model, card),
-        "missing_file": service_env(directory / "absent.onnx"),
-        "card_mismatched": service_env(random_model[0], foreign_card),
-        "off_contract": service_env(off_contract),
+        "flipped_byte": env(flipped),
+        "missing_file": env(missing),
+        "card_mismatched": env(foreign),
+        "off_contract": env(other),
+        "missing_repository": service_env(directory / "absent"),
+        "missing_default_model": service_env(flipped.parents[1], MNIST_DEFAULT_MODEL="mnist_modern"),
     }
 
 
@@ -74,15 +82,25 @@ def test_start_refuses_model_with_flipped_byte(refusals: dict) -> None:
 
 
 def test_start_refuses_missing_model_file(refusals: dict) -> None:
-    assert_one_line_refusal(refusals["missing_file"], "absent.onnx", "not found", "MNIST_MODEL_PATH")
+    assert_one_line_refusal(refusals["missing_file"], "missing/mnist_cnn/1/model.onnx", "not found", "training export")
 
 
 def test_start_refuses_card_of_another_model(refusals: dict) -> None:
-    assert_one_line_refusal(refusals["card_mismatched"], "sha256", "foreign.json")
+    assert_one_line_refusal(refusals["card_mismatched"], "sha256", "foreign/mnist_cnn/1/card.json")
 
 
-def test_start_refuses_model_off_contract(refusals: dict) -> None:
-    assert_one_line_refusal(refusals["off_contract"], "contract", "conv1")
+def test_start_refuses_model_off_its_card(refusals: dict) -> None:
+    assert_one_line_refusal(refusals["off_contract"], "does not match its card", "output 'conv1' is missing")
+
+
+def test_start_refuses_missing_repository(refusals: dict) -> None:
+    assert_one_line_refusal(refusals["missing_repository"], "model repository", "absent", "MNIST_MODEL_REPOSITORY")
+
+
+def test_start_refuses_default_model_not_in_repository(refusals: dict) -> None:
+    assert_one_line_refusal(
+        refusals["missing_default_model"], "the default model 'mnist_modern'", "it has mnist_cnn", "MNIST_DEFAULT_MODEL"
+    )
 
 
 def test_uvicorn_factory_refuses_model_with_flipped_byte_without_traceback(refusals: dict) -> None:
@@ -106,7 +124,9 @@ def test_uvicorn_factory_serves_the_app(random_model: tuple[Path, Path], tmp_pat
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory", "--port", str(port)]
     # Server.running waits for /health/ready to answer 200, else fails with the server's output.
-    with Server("uvicorn-factory", command, port, service_env(*random_model)).running(tmp_path) as server:
+    copy_repository(random_model, tmp_path / "repository")
+    env = service_env(tmp_path / "repository")
+    with Server("uvicorn-factory", command, port, env).running(tmp_path) as server:
         assert httpx.get(f"{server.url}/model", timeout=30).json()["name"] == "mnist_cnn"
 
 
@@ -114,8 +134,8 @@ def test_start_refuses_a_port_in_use_before_loading_the_model(random_model: tupl
     with socket.create_server(("127.0.0.1", 0)) as taken:  # listening: what a first server does
         port = taken.getsockname()[1]
         command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
-        # A model path that does not exist: the refusal must come from the port, before any model loads.
-        env = service_env(random_model[0].parent / "absent.onnx")
+        # A repository that does not exist: the refusal must come from the port, before any model loads.
+        env = service_env(random_model[0].parent / "absent")
         result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert_one_line_refusal(
         (result.returncode, result.stderr), f"port {port} on 127.0.0.1 is already in use", f"--port {port + 1}"

@@ -16,10 +16,11 @@ from PIL import Image
 from service.config import Settings
 from service.errors import BadRequest
 from service.main import create_app
-from service.runtime import LAYER_NAMES, OUTPUT_SHAPES, ModelRuntime
+from service.runtime import ModelRuntime
 from service.v2 import split_body
 from tests.paths import mnist_test_files
 from tests.service.images import encode
+from tests.shapes import LAYER_NAMES, OUTPUT_SHAPES
 
 pytestmark = pytest.mark.anyio
 
@@ -30,11 +31,10 @@ BODY_LIMIT = 2_000_000  # bytes; the default, 20 MiB, would make each over-the-l
 
 
 @pytest.fixture
-def settings(random_model: tuple[Path, Path]) -> Settings:
-    """The random test model with every setting at its default but the body limit, BODY_LIMIT (overrides
+def settings(random_repository: Path) -> Settings:
+    """The random test repository with every setting at its default but the body limit, BODY_LIMIT (overrides
     tests/conftest.py's `settings`, and `client` follows)."""
-    model_path, card_path = random_model
-    return Settings(model_path=model_path, card_path=card_path, max_batch_upload_bytes=BODY_LIMIT)
+    return Settings(model_repository=random_repository, max_batch_upload_bytes=BODY_LIMIT)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ async def test_read_server_metadata_lists_binary_tensor_data(client: httpx.Async
         "/v2/health/live",
         "/v2/health/ready",
         "/v2/models/mnist_cnn/ready",
-        "/v2/models/mnist_cnn/versions/0.0.0-test/ready",
+        "/v2/models/mnist_cnn/versions/1/ready",
     ],
 )
 async def test_check_health_answers_200_with_empty_body_once_loaded(client: httpx.AsyncClient, path: str) -> None:
@@ -171,13 +171,13 @@ async def test_read_unknown_model_or_version_is_404(client: httpx.AsyncClient, p
     assert "unknown" in response.json()["error"]
 
 
-@pytest.mark.parametrize("path", ["/v2/models/mnist_cnn", "/v2/models/mnist_cnn/versions/0.0.0-test"])
+@pytest.mark.parametrize("path", ["/v2/models/mnist_cnn", "/v2/models/mnist_cnn/versions/1"])
 async def test_read_model_metadata_describes_every_tensor(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)
     assert response.status_code == 200
     body = response.json()
     assert body["name"] == "mnist_cnn"
-    assert body["versions"] == ["0.0.0-test"]
+    assert body["versions"] == ["1"]
     assert body["platform"] == "onnxruntime_onnx"
     assert body["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]
     outputs = {item["name"]: item for item in body["outputs"]}
@@ -199,7 +199,7 @@ async def test_infer_returns_every_output_in_json(client: httpx.AsyncClient, run
     assert response.headers["content-type"] == "application/json"
     assert HEADER_LENGTH not in response.headers
     header, arrays = decode(response)
-    assert (header["model_name"], header["model_version"], header["id"]) == ("mnist_cnn", "0.0.0-test", "req-7")
+    assert (header["model_name"], header["model_version"], header["id"]) == ("mnist_cnn", "1", "req-7")
     assert list(arrays) == list(LAYER_NAMES)
     expected = runtime.run(images, LAYER_NAMES)
     for name in LAYER_NAMES:
@@ -303,11 +303,9 @@ async def test_infer_accepts_nested_data(client: httpx.AsyncClient) -> None:
 
 
 async def test_infer_version_path_runs_the_served_version(client: httpx.AsyncClient) -> None:
-    response = await client.post(
-        "/v2/models/mnist_cnn/versions/0.0.0-test/infer", json={"inputs": [tensor(images_of(1))]}
-    )
+    response = await client.post("/v2/models/mnist_cnn/versions/1/infer", json={"inputs": [tensor(images_of(1))]})
     assert response.status_code == 200, response.text
-    assert response.json()["model_version"] == "0.0.0-test"
+    assert response.json()["model_version"] == "1"
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])

@@ -10,9 +10,9 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from service.runtime import LAYER_NAMES, OUTPUT_SHAPES
 from tests.paths import mnist_test_files
 from tests.reliability.processes import LiveService
+from tests.shapes import LAYER_NAMES, OUTPUT_SHAPES
 
 BATCH = 64
 
@@ -52,7 +52,7 @@ def test_client_reads_server_metadata(client: triton.InferenceServerClient) -> N
 def test_client_reads_model_metadata(client: triton.InferenceServerClient) -> None:
     metadata = client.get_model_metadata("mnist_cnn")
     assert metadata["name"] == "mnist_cnn"
-    assert metadata["versions"] == ["1.0.0"]
+    assert metadata["versions"] == ["1"]
     assert metadata["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]
     assert {output["name"]: output["shape"] for output in metadata["outputs"]} == {
         name: [-1, *shape] for name, shape in OUTPUT_SHAPES.items()
