@@ -1,6 +1,8 @@
+import pytest
 import torch
 
-from training.model import LAYER_NAMES, MnistCNN, format_layer_table, layer_table
+from training.architectures import ARCHITECTURES, build_model
+from training.model import KINDS, LAYER_NAMES, MnistCNN, format_layer_table, layer_table
 
 EXPECTED = {
     "conv1": ([32, 26, 26], 320),
@@ -38,3 +40,30 @@ def test_conv_outputs_are_after_relu():
     out = MnistCNN().features(torch.rand(2, 1, 28, 28))
     for name in ("conv1", "conv2", "conv3"):
         assert out[name].min() >= 0, name
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_layer_kinds_are_in_the_vocabulary_with_their_layout(arch):
+    for row in layer_table(build_model(arch)):
+        layout = KINDS[row["kind"]][0]
+        assert len(row["output_shape"]) == (4 if layout == "spatial" else 2), row
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_layer_table_parameters_add_up_to_the_model(arch):
+    model = build_model(arch)
+    assert sum(r["parameters"] for r in layer_table(model)) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_temperature_divides_logits_in_probabilities(arch):
+    model = build_model(arch).eval()
+    x = torch.rand(4, 1, 28, 28)
+    model.temperature = 0.5
+    out = model.features(x)
+    torch.testing.assert_close(out["probabilities"], torch.softmax(out["logits"] / 0.5, dim=1))
+
+
+def test_build_model_unknown_architecture_names_the_choices():
+    with pytest.raises(ValueError, match="classic, modern"):
+        build_model("vgg")
