@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.calibration import calibration_figures, softmax
 from training.data import Split
 
 
@@ -29,10 +30,16 @@ def classification_metrics(predicted: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def evaluate_onnx(path: Path, split: Split) -> dict:
+    """Accuracy, per-class accuracy, confusion matrix and calibration (ECE) of the ONNX file's probabilities."""
     from training.export import onnx_outputs
 
-    probabilities = onnx_outputs(path, test_images(split))["probabilities"]
-    return classification_metrics(probabilities.argmax(axis=1), split.labels)
+    outputs = onnx_outputs(path, test_images(split))
+    probabilities = outputs["probabilities"]
+    metrics = classification_metrics(probabilities.argmax(axis=1), split.labels)
+    metrics["calibration"] = calibration_figures(probabilities, split.labels)
+    if "logits" in outputs:  # what the probabilities would be without the fitted temperature
+        metrics["calibration"]["at_temperature_1"] = calibration_figures(softmax(outputs["logits"]), split.labels)
+    return metrics
 
 
 def format_metrics(metrics: dict) -> str:
@@ -45,4 +52,9 @@ def format_metrics(metrics: dict) -> str:
     ]
     for d, row in enumerate(metrics["confusion_matrix"]):
         lines.append(f"{d:>6}" + "".join(f"{v:>6}" for v in row))
+    if calibration := metrics.get("calibration"):
+        lines.append(
+            f"calibration: ECE {calibration['ece']:.4f}, mean confidence {calibration['mean_confidence']:.4f}"
+            + (f" (at T = 1: ECE {t1['ece']:.4f})" if (t1 := calibration.get("at_temperature_1")) else "")
+        )
     return "\n".join(lines)
