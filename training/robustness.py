@@ -204,3 +204,36 @@ def markdown(table: dict[str, dict[str, float]], names: dict[str, str]) -> str:
     means = " | ".join(f"{100 * np.mean([table[n][m] for n in corrupted]):.2f}%" for m in models)
     lines.append(f"| **mean of the corruptions** | | {means} |")
     return "\n".join(lines)
+
+
+def card_of(model: Path) -> Path:
+    """The card beside a model in the repository layout (<name>/<version>/model.onnx -> card.json)."""
+    return model.with_name("card.json")
+
+
+def report(models: list[Path], data_dir: Path | None, *, write_cards: bool = False) -> str:
+    """The robustness table of the given ONNX models as markdown; with write_cards, each card gains it too."""
+    import json
+
+    from training.data import load_split
+    from training.evaluate import test_images
+
+    split = load_split("test", data_dir)
+    table = robustness(models, test_images(split), split.labels)
+    names = {}
+    for model in models:
+        card_path = card_of(model)
+        card = json.loads(card_path.read_text()) if card_path.exists() else {}
+        names[str(model)] = card.get("name", model.parent.name)
+        if write_cards and card:
+            described = {c.name: c.description for c in CORRUPTIONS}
+            card["robustness"] = {
+                "method": "the MNIST test set, each image corrupted (seed 2026) and fed to the model as its 28x28 "
+                "input; the service's preprocessing is not applied (training/robustness.py)",
+                "accuracy": {
+                    name: {"accuracy": round(row[str(model)], 4), "corruption": described[name]}
+                    for name, row in table.items()
+                },
+            }
+            card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    return markdown(table, names)
