@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.pages import DESKTOP, PHONE, PageProblems, new_page
+from tests.browser.pages import DESKTOP, PHONE, PageProblems, new_page, wait_until_ready
 from tests.paths import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -54,13 +54,14 @@ def problems() -> PageProblems:
 def _drawing_page(browser: Browser, url: str, problems: PageProblems, viewport: ViewportSize) -> Iterator[Page]:
     page = new_page(browser, url, problems, viewport)
     page.goto("/")
+    wait_until_ready(page)
     yield page
     page.context.close()
 
 
 @pytest.fixture
 def page(browser: Browser, committed_service: LiveService, problems: PageProblems) -> Iterator[Page]:
-    """The drawing page at desktop size, loaded."""
+    """The drawing page at desktop size, loaded: its models listed and the default model's layers shown."""
     yield from _drawing_page(browser, committed_service.url, problems, DESKTOP)
 
 

@@ -42,3 +42,8 @@ def new_page(browser: Browser, base_url: str, problems: PageProblems, viewport: 
     page.on("console", record_console)
     page.on("pageerror", lambda error: problems.page_errors.append(str(error)))
     return page
+
+
+def wait_until_ready(page: Page) -> None:
+    """Wait until the drawing page has read GET /models and the cards and shows the chosen model's layers."""
+    page.wait_for_function("() => window.mnistPage && window.mnistPage.ready === true")
