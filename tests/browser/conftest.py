@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.browser.pages import DESKTOP, PHONE, PageProblems, new_page, wait_until_ready
-from tests.paths import REPO_ROOT
+from tests.browser.repositories import THIRD_MODEL, repository_with_a_third_model
+from tests.paths import REPO_ROOT, committed_repository
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, ViewportSize
@@ -69,6 +70,24 @@ def page(browser: Browser, committed_service: LiveService, problems: PageProblem
 def phone_page(browser: Browser, committed_service: LiveService, problems: PageProblems) -> Iterator[Page]:
     """The drawing page on a 390 px wide phone screen, loaded."""
     yield from _drawing_page(browser, committed_service.url, problems, PHONE)
+
+
+@pytest.fixture(scope="session")
+def three_model_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """A real `python -m service` on the committed models plus THIRD_MODEL: mnist_modern, every layer renamed."""
+    from tests.reliability.processes import launched
+    from tests.service.servers import service_env
+
+    root = tmp_path_factory.mktemp("three-models")
+    repository_with_a_third_model(committed_repository(), root, "mnist_modern", THIRD_MODEL)
+    with launched(service_env(root), tmp_path_factory.mktemp("three-live")) as service:
+        yield service
+
+
+@pytest.fixture
+def three_model_page(browser: Browser, three_model_service: LiveService, problems: PageProblems) -> Iterator[Page]:
+    """The drawing page at desktop size, served the committed models and THIRD_MODEL."""
+    yield from _drawing_page(browser, three_model_service.url, problems, DESKTOP)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.browser.pages import PageProblems, wait_until_ready
+from tests.browser.repositories import THIRD_MODEL
 from tests.paths import REPO_ROOT, mnist_test_files
 from tests.service.images import encode
 
@@ -333,6 +334,25 @@ def test_compare_off_shows_only_the_chosen_model(page: Page) -> None:
     expect(page.locator(".answer-card:visible")).to_have_count(1)
     expect(page.locator(f".answer-card[data-model={listing['default_model']}]")).to_be_visible()
     expect(page.get_by_test_id("agreement")).to_be_hidden()
+
+
+def test_a_model_with_other_layer_names_renders(three_model_page: Page) -> None:
+    page = three_model_page
+    listing = served(page)
+    assert len(listing["models"]) == 3
+    third = model_named(listing, THIRD_MODEL)
+    seen = {name for model in listing["models"] if model is not third for name in grid_names(model)}
+    assert not seen & set(grid_names(third)), "the third model's layers are named as another's"
+    choose_model(page, THIRD_MODEL)
+    assert shown_layers(page) == grid_names(third)
+    draw_and_wait(page, SEVEN)
+    assert_layers_painted(page, grid_names(third))
+    assert_grids_fill_their_rows(page)
+    before = finals(page)
+    page.get_by_test_id("compare").check()
+    wait_for_answer(page, before + 1)
+    expect(page.locator(".answer-card:visible")).to_have_count(3)
+    expect(page.locator(f".answer-card[data-model={THIRD_MODEL}] .bars li")).to_have_count(10)
 
 
 # ---- layout -------------------------------------------------------------------------------------------
