@@ -275,6 +275,11 @@ def test_switch_lists_every_model_with_the_default_chosen(page: Page) -> None:
     options = select.locator("option").evaluate_all("(all) => all.map((o) => o.value)")
     assert options == [model["name"] for model in listing["models"]]
     expect(select).to_have_value(listing["default_model"])
+    default = model_named(listing, listing["default_model"])
+    about = page.get_by_test_id("model-about")
+    expect(about).to_contain_text(default["architecture"]["description"])
+    if default["test_accuracy"] is not None:
+        expect(about).to_contain_text(f"{default['test_accuracy'] * 100:.2f}% right on the MNIST test set")
 
 
 def test_switch_model_shows_its_layers_for_the_same_drawing(page: Page) -> None:
