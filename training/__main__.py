@@ -37,6 +37,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         augment=not args.no_augment,
         calibrate=not args.no_calibrate,
         threads=args.threads,
+        time_budget_s=args.time_budget,
     )
     if args.dry_run:
         config.epochs, config.limit = 1, config.limit or 2048
@@ -44,7 +45,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     model, record = train(split, config)
     path = save_checkpoint(model, record, args.output or ARCHITECTURES[args.arch].checkpoint)
     print(
-        f"{args.arch}: selected epoch {record['selected']['epoch']} ({record['selected']['weights']} weights), "
+        f"{args.arch}: {record['schedule']['steps']} steps (stopped by {record['schedule']['stopped_by']}), "
+        f"selected epoch {record['selected']['epoch']} ({record['selected']['weights']} weights), "
         f"val acc {record['selected']['val_accuracy']:.4f}, temperature {model.temperature}, "
         f"{record['wall_time_s']:.0f}s; saved {path}"
     )
@@ -134,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--no-calibrate", action="store_true", help="keep temperature 1 instead of fitting it on the validation images"
+    )
+    train.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="seconds: the one-cycle schedule follows whichever is further along, steps or time, and training "
+        "stops within the budget, so --epochs becomes a maximum (default: no budget, all epochs run)",
     )
     train.add_argument("--dry-run", action="store_true", help="one epoch of 2 steps on 2048 images, for tests")
     train.add_argument(

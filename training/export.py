@@ -150,8 +150,9 @@ def calibration_entry(model: DigitNet, training: dict, metrics: dict) -> dict:
 def build_card(
     model: DigitNet, onnx_path: Path, *, version: str, training: dict, metrics: dict, name: str | None = None
 ) -> dict:
-    """The model card: identity, architecture, contract (outputs in graph order, with kinds), layer table,
-    calibration, training recipe and metrics. It describes the model fully; the service reads nothing else."""
+    """The model card: identity, architecture, contract (every graph output, in forward order, with its kind),
+    layer table, calibration, training recipe and metrics. It describes the model fully; the service reads nothing
+    else."""
     rows = layer_table(model)
     by_name = {r["name"]: r for r in rows}
     # NOTE: in forward order (the layer table's: input to probabilities), the order a page shows them in;

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import math
 import platform
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from training.augment import Augmentation, augment
 from training.calibration import fit_temperature
 from training.data import Split
 from training.model import DigitNet
+from training.schedule import Schedule
 
 
 @dataclass
@@ -41,6 +41,7 @@ class TrainConfig:
     augmentation: Augmentation = field(default_factory=Augmentation)
     calibrate: bool = True  # fit a softmax temperature on the validation images
     threads: int | None = None
+    time_budget_s: float | None = None  # anneal and stop within this many seconds (epochs is then the most)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -103,16 +104,20 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
-def train_epoch(model, ema, x, y, optimizer, scheduler, config, epoch, generator) -> dict:
-    """One pass over (x, y) in shuffled mini-batches; returns mean loss and running accuracy."""
+def train_epoch(model, ema, x, y, optimizer, schedule, config, epoch, generator) -> dict:
+    """One pass over (x, y) in shuffled mini-batches, cut short when the schedule is done; returns mean loss,
+    running accuracy and the steps taken."""
     model.train()
     order = torch.randperm(len(y), generator=generator)
     steps = math.ceil(len(y) / config.batch_size)
     if config.max_steps:
         steps = min(steps, config.max_steps)
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss, correct, seen, taken = 0.0, 0, 0, 0
     bar = tqdm(range(steps), desc=f"epoch {epoch}/{config.epochs}", leave=False, dynamic_ncols=True, mininterval=1.0)
     for step in bar:
+        if schedule.done:
+            break
+        schedule.apply()
         idx = order[step * config.batch_size : (step + 1) * config.batch_size]
         xb, yb = x[idx], y[idx]
         if config.augment:
@@ -123,13 +128,14 @@ def train_epoch(model, ema, x, y, optimizer, scheduler, config, epoch, generator
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        scheduler.step()
+        schedule.step()
         ema.update_parameters(model)
+        taken += 1
         total_loss += loss.item() * len(yb)
         correct += (logits.argmax(1) == yb).sum().item()
         seen += len(yb)
         bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
-    return {"loss": total_loss / seen, "train_accuracy": correct / seen, "steps": steps}
+    return {"loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1), "steps": taken}
 
 
 def train(train_split: Split, config: TrainConfig, log=print) -> tuple[DigitNet, dict]:
@@ -156,15 +162,14 @@ def train(train_split: Split, config: TrainConfig, log=print) -> tuple[DigitNet,
     steps_per_epoch = math.ceil(len(y) / config.batch_size)
     if config.max_steps:
         steps_per_epoch = min(steps_per_epoch, config.max_steps)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch
-    )
+    schedule = Schedule(optimizer, config.lr, config.epochs * steps_per_epoch, config.time_budget_s)
     best_state, best_val, history = None, -1.0, []
-    start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
-        stats = train_epoch(model, ema, x, y, optimizer, scheduler, config, epoch, generator)
+        if schedule.done:
+            break
+        stats = train_epoch(model, ema, x, y, optimizer, schedule, config, epoch, generator)
         stats.update(epoch=epoch, val_accuracy=accuracy(model, xv, yv), val_accuracy_ema=accuracy(ema, xv, yv))
-        stats["elapsed_s"] = round(time.perf_counter() - start, 1)
+        stats["elapsed_s"] = round(schedule.elapsed_s, 1)
         history.append(stats)
         log(
             f"epoch {epoch:>2}/{config.epochs}  loss {stats['loss']:.4f}  train acc {stats['train_accuracy']:.4f}"
@@ -177,7 +182,7 @@ def train(train_split: Split, config: TrainConfig, log=print) -> tuple[DigitNet,
                 best_val, best_epoch, best_source = value, epoch, source
                 chosen = ema.module if source == "ema" else model
                 best_state = copy.deepcopy(chosen.state_dict())
-    wall = time.perf_counter() - start
+    wall = schedule.elapsed_s
     assert best_state is not None  # at least one epoch ran
     selected = build_model(config.arch)
     selected.load_state_dict(best_state)
@@ -189,8 +194,15 @@ def train(train_split: Split, config: TrainConfig, log=print) -> tuple[DigitNet,
         "config": asdict(config),
         "optimizer": (
             f"AdamW(lr={config.lr}, weight_decay={config.weight_decay} on conv/dense weights, 0 on biases "
-            "and batch norm) with OneCycleLR"
+            "and batch norm), one-cycle schedule (OneCycleLR's shape: cosine, 30% warm-up, beta1 0.95-0.85)"
         ),
+        "schedule": {
+            "total_steps": schedule.total_steps,
+            "steps": schedule.steps,
+            "epochs_run": len(history),
+            "time_budget_s": config.time_budget_s,
+            "stopped_by": schedule.stopped_by,
+        },
         "loss": f"cross-entropy, label smoothing {config.label_smoothing}",
         "augmentation": config.augmentation.describe() if config.augment else "none",
         "weight_averaging": (

@@ -68,3 +68,10 @@ def test_default_config_takes_the_architecture_recipe_and_overrides():
     recipe = ARCHITECTURES["modern"]
     config = default_config("modern", lr=None, batch_size=32)
     assert (config.arch, config.epochs, config.lr, config.batch_size) == ("modern", recipe.epochs, recipe.lr, 32)
+
+
+def test_train_with_a_time_budget_stops_early_and_says_so():
+    config = TrainConfig(epochs=50, batch_size=64, val_size=64, augment=False, time_budget_s=1.0)
+    _, record = train(synthetic_split(), config, log=quiet)
+    assert record["schedule"]["stopped_by"] == "time budget"
+    assert record["schedule"]["steps"] < record["schedule"]["total_steps"] and len(record["history"]) < 50
