@@ -84,9 +84,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from training.data import load_split
     from training.evaluate import evaluate_onnx, format_metrics
 
-    if not args.model.is_file():
-        raise FileNotFoundError(f"{args.model}: no such model file")
-    print(format_metrics(evaluate_onnx(args.model, load_split("test", args.data_dir))))
+    models = args.model or [DEFAULT_MODEL]
+    for model in models:
+        if not model.is_file():
+            raise FileNotFoundError(f"{model}: no such model file")
+    if args.robustness:
+        from training.robustness import report
+
+        print(report(models, args.data_dir, write_cards=args.write_cards))
+        return
+    for model in models:
+        print(f"{model}:")
+        print(format_metrics(evaluate_onnx(model, load_split("test", args.data_dir))))
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -181,7 +190,20 @@ def build_parser() -> argparse.ArgumentParser:
     data_flag(export)
 
     evaluate = sub.add_parser("evaluate", help="evaluate an ONNX model on the test set", formatter_class=fmt)
-    evaluate.add_argument("model", type=Path, nargs="?", default=DEFAULT_MODEL, help="ONNX model file")
+    evaluate.add_argument(
+        "model",
+        type=Path,
+        nargs="*",
+        help=f"ONNX model files (default: {DEFAULT_MODEL})",
+    )
+    evaluate.add_argument(
+        "--robustness",
+        action="store_true",
+        help="accuracy of each model under sixteen corruptions of the test set (training/robustness.py), as markdown",
+    )
+    evaluate.add_argument(
+        "--write-cards", action="store_true", help="with --robustness: also store the table in each model's card.json"
+    )
     data_flag(evaluate)
     return parser
 
