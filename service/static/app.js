@@ -50,7 +50,7 @@ const store = (key, value) => {
 async function getJson(url) {
   const response = await fetch(url);
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.error || `${url} answered ${response.status}`);
+  if (!response.ok) throw Object.assign(new Error(body.error || `${url} answered ${response.status}`), { status: response.status });
   return body;
 }
 
@@ -393,7 +393,9 @@ async function start() {
   try {
     await loadModels();
   } catch (error) {
-    setStatus(`No models to ask: ${error.message}. Reload once the service is ready.`, true);
+    // 503: the service is still loading its models; anything else is said as the service says it.
+    const why = error.status === 503 ? "the service is still loading its models; reload in a moment" : error.message;
+    setStatus(`The page cannot list the models (GET /models): ${why}.`, true);
     document.body.dataset.state = "error";
     return;
   }
