@@ -6,7 +6,6 @@ its shape and kind. Nothing in service/ names a layer: routes, the data plane, V
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +45,7 @@ class TensorSpec:
 
 @dataclass(frozen=True, slots=True)
 class Contract:
-    """A model's input and outputs (graph order), from its card; `probabilities` names the answer's output."""
+    """A model's input and outputs (forward order), from its card; `probabilities` names the answer's output."""
 
     input: TensorSpec
     outputs: tuple[TensorSpec, ...]
@@ -142,8 +141,3 @@ def _arg_problem(arg: Any, spec: TensorSpec, what: str) -> str | None:
     if len(shape) != len(spec.shape) + 1 or isinstance(shape[0], int) or shape[1:] != list(spec.shape):
         return f"{what} '{spec.name}' has shape {shape} in the graph, the card says {_shown(spec.shape)}"
     return None
-
-
-def image_values() -> int:
-    """Values in one input image (784)."""
-    return math.prod(IMAGE_SHAPE)
