@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio.lowlevel
@@ -19,8 +20,9 @@ from service.batching import MicroBatcher
 from service.contract import IMAGE_SHAPE, INPUT_LAYER, Contract
 from service.errors import BadRequest, NotFound, ServiceError
 from service.featuremaps import MapFormat, encode_map, png_bytes, render_map
-from service.preprocess import prepare_digit
+from service.preprocess import prepare_digit_with_ink
 from service.runtime import ModelRuntime
+from service.trust import InkStats, reasons
 
 if TYPE_CHECKING:
     from service.uploads import Upload
@@ -119,6 +121,15 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Uploads made ready for the model: the digits, the seconds each took and each one's ink before scaling."""
+
+    images: np.ndarray  # (N, 1, 28, 28) float32
+    seconds: list[float]
+    inks: list[InkStats]
+
+
 class Predictor:
     """Predictions, feature maps and layer pictures for uploaded images, via one InferenceEngine."""
 
@@ -128,24 +139,26 @@ class Predictor:
         card = engine.runtime.card
         self.model = {"name": card["name"], "version": card["version"], "sha256": card["sha256"]}
 
-    def _prepare_one(self, images: np.ndarray, index: int, upload: Upload, name_files: bool) -> float:
-        # images[index, 0] = the digit (28, 28); returns the seconds it took.
+    def _prepare_one(self, prepared: Prepared, index: int, upload: Upload, name_files: bool) -> None:
+        # prepared.images[index, 0] = the digit (28, 28); its seconds and ink appended.
         start = time.perf_counter()
         try:
-            images[index, 0] = prepare_digit(upload.data, max_pixels=self.max_pixels)
+            prepared.images[index, 0], ink = prepare_digit_with_ink(upload.data, max_pixels=self.max_pixels)
         except ServiceError as err:
             if not name_files:
                 raise
             raise type(err)(f"{upload.label(index)}: {err}") from err
-        return time.perf_counter() - start
+        prepared.seconds.append(time.perf_counter() - start)
+        prepared.inks.append(ink)
 
-    def _prepare_all(self, uploads: Sequence[Upload], name_files: bool) -> tuple[np.ndarray, list[float]]:
-        images = np.empty((len(uploads), *IMAGE_SHAPE), np.float32)  # (N, 1, 28, 28)
-        seconds = [self._prepare_one(images, index, upload, name_files) for index, upload in enumerate(uploads)]
-        return images, seconds
+    def _prepare_all(self, uploads: Sequence[Upload], name_files: bool) -> Prepared:
+        prepared = Prepared(np.empty((len(uploads), *IMAGE_SHAPE), np.float32), [], [])  # (N, 1, 28, 28)
+        for index, upload in enumerate(uploads):
+            self._prepare_one(prepared, index, upload, name_files)
+        return prepared
 
-    async def prepare(self, uploads: Sequence[Upload], *, name_files: bool = False) -> tuple[np.ndarray, list[float]]:
-        """Decode and preprocess (off the event loop unless cheap) -> (images (N, 1, 28, 28), seconds per image).
+    async def prepare(self, uploads: Sequence[Upload], *, name_files: bool = False) -> Prepared:
+        """Decode and preprocess (off the event loop unless cheap): the images, seconds and ink of each.
 
         With name_files, an error names the file (index and file name) that caused it.
         """
@@ -154,26 +167,32 @@ class Predictor:
         # All small PNGs: on the loop, one image at a time, letting other requests in between images.
         # NOTE: a worker thread would not run them in parallel anyway (this is GIL-bound Python), and
         # dozens of busy threads contending for the GIL cut /predict/batch throughput below a single image's.
-        images = np.empty((len(uploads), *IMAGE_SHAPE), np.float32)  # (N, 1, 28, 28)
-        seconds = []
+        prepared = Prepared(np.empty((len(uploads), *IMAGE_SHAPE), np.float32), [], [])  # (N, 1, 28, 28)
         for index, upload in enumerate(uploads):
             if index:
                 await anyio.lowlevel.checkpoint()
-            seconds.append(self._prepare_one(images, index, upload, name_files))
-        return images, seconds
+            self._prepare_one(prepared, index, upload, name_files)
+        return prepared
 
-    def _predictions(self, probabilities: np.ndarray, timings: list[dict[str, float]]) -> list[dict[str, Any]]:
+    def _predictions(
+        self, probabilities: np.ndarray, timings: list[dict[str, float]], inks: list[InkStats]
+    ) -> list[dict[str, Any]]:
         digits = probabilities.argmax(axis=1)
-        return [
-            {
-                "digit": int(digit),
-                "confidence": float(row[digit]),
-                "probabilities": row.tolist(),
-                "model": self.model,
-                "timings_ms": timing,
-            }
-            for row, digit, timing in zip(probabilities, digits, timings, strict=True)
-        ]
+        answers = []
+        for row, digit, timing, ink in zip(probabilities, digits, timings, inks, strict=True):
+            why = reasons(ink, row)  # service/trust.py: the ink's shape before scaling, the confidence
+            answers.append(
+                {
+                    "digit": int(digit),
+                    "confidence": float(row[digit]),
+                    "probabilities": row.tolist(),
+                    "unsure": bool(why),
+                    "unsure_reasons": why,
+                    "model": self.model,
+                    "timings_ms": timing,
+                }
+            )
+        return answers
 
     async def predict(self, uploads: Sequence[Upload], *, name_files: bool = False) -> list[dict[str, Any]]:
         """One prediction per upload, in order, from a single model run over all of them.
@@ -181,10 +200,10 @@ class Predictor:
         In a batch, each item's `inference` and `total` timings are the whole batch's.
         """
         start = time.perf_counter()
-        images, decode = await self.prepare(uploads, name_files=name_files)
+        prepared = await self.prepare(uploads, name_files=name_files)
         infer_start = time.perf_counter()
         answer = self.engine.runtime.contract.probabilities
-        probabilities = (await self.engine.infer(images, (answer,)))[answer]  # (N, 10)
+        probabilities = (await self.engine.infer(prepared.images, (answer,)))[answer]  # (N, 10)
         end = time.perf_counter()
         timings = [
             {
@@ -192,24 +211,25 @@ class Predictor:
                 "inference": _ms(end - infer_start),
                 "total": _ms(end - start),
             }
-            for seconds in decode
+            for seconds in prepared.seconds
         ]
-        return self._predictions(probabilities, timings)
+        return self._predictions(probabilities, timings, prepared.inks)
 
     async def feature_maps(self, upload: Upload, layers: Sequence[str], fmt: MapFormat) -> dict[str, Any]:
         """The prediction for one image, the input the model saw and the asked layers' activations."""
         start = time.perf_counter()
-        images, decode = await self.prepare([upload])
+        prepared = await self.prepare([upload])
+        images = prepared.images
         infer_start = time.perf_counter()
         contract = self.engine.runtime.contract
         values = await self.engine.infer(images, tuple(dict.fromkeys((contract.probabilities, *layers))))
         end = time.perf_counter()
         timing = {
-            "decode_preprocess": _ms(decode[0]),
+            "decode_preprocess": _ms(prepared.seconds[0]),
             "inference": _ms(end - infer_start),
             "total": _ms(end - start),
         }
-        result = self._predictions(values[contract.probabilities], [timing])[0]
+        result = self._predictions(values[contract.probabilities], [timing], prepared.inks)[0]
         result["input"] = encode_map(INPUT_LAYER, "input", images[0], fmt)  # (1, 28, 28)
         kinds = {spec.name: spec.kind for spec in contract.outputs}
         result["layers"] = [encode_map(name, kinds[name], values[name][0], fmt) for name in layers]
@@ -217,7 +237,7 @@ class Predictor:
 
     async def layer_png(self, upload: Upload, layer: str) -> bytes:
         """A PNG picture of one layer's activations for one image (channels as a grid, scores as bars)."""
-        images, _ = await self.prepare([upload])  # (1, 1, 28, 28)
+        images = (await self.prepare([upload])).images  # (1, 1, 28, 28)
         spec = self.engine.runtime.contract.output(layer)
         if spec is not None:
             images = (await self.engine.infer(images, (layer,)))[layer]

@@ -3,7 +3,8 @@
 prepare_digit runs two stages: decoding (bytes -> upright grayscale image of the first frame, with every
 failure mapped to a ServiceError, and the pixel count checked from the header before anything is decoded)
 and mnist_recipe (grayscale array -> MNIST layout: ink cropped, longest side scaled to 20 px, centre of
-mass at (14, 14) in a 28x28 black frame).
+mass at (14, 14) in a 28x28 black frame). The *_with_ink siblings also return the ink's measurements in its box
+before the box is scaled (service/trust.py), which tell a dot or a dash from a digit.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
 from service.errors import BadRequest, UnsupportedImage, UnusableImage
+from service.trust import InkStats, measure_ink
 
 # Pillow's names for the formats we decode; Image.open tries no other plugin.
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
@@ -40,6 +42,9 @@ _MIN_CONTRAST = 0.1
 _NOISE_SIGMAS = 5.0
 # Least noise assumed once a photo's lighting is flattened (2.5 grey levels): floor >= 0.05.
 _MIN_PHOTO_SIGMA = 0.01
+# Photos at least this many pixels on their short side are smoothed (3x3 mean) before the noise floor is set;
+# in smaller ones that would blur away strokes a pixel or two wide.
+_SMOOTH_MIN_SIDE = SIZE
 # Share of ink mass ignored at each end when finding the bounding box: stray specks and dust.
 _BOX_TRIM = 0.002
 
@@ -54,11 +59,16 @@ def prepare_digit(data: bytes, *, max_pixels: int) -> np.ndarray:
 
     max_pixels (MNIST_MAX_IMAGE_PIXELS) bounds the pixels the image header may declare.
     """
+    return prepare_digit_with_ink(data, max_pixels=max_pixels)[0]
+
+
+def prepare_digit_with_ink(data: bytes, *, max_pixels: int) -> tuple[np.ndarray, InkStats]:
+    """prepare_digit, and what the ink looked like before it was scaled (service/trust.py judges it)."""
     image = _open_checked(data, max_pixels)
     with _pixels_in_flight.hold(image.size[0] * image.size[1]):
         gray = np.asarray(_decode(image, max_pixels), dtype=np.float32)
         gray /= 255.0  # division, not * (1 / 255): bit-identical to the training pipeline's x / 255
-        return mnist_recipe(gray)
+        return mnist_recipe_with_ink(gray)
 
 
 class _PixelBudget:
@@ -216,15 +226,23 @@ def _flatten_alpha(image: Image.Image) -> Image.Image:
 
 def mnist_recipe(gray: np.ndarray) -> np.ndarray:
     """(H, W) float32 grayscale in [0, 1] -> (28, 28) float32 white digit on black, laid out like MNIST."""
+    return mnist_recipe_with_ink(gray)[0]
+
+
+def mnist_recipe_with_ink(gray: np.ndarray) -> tuple[np.ndarray, InkStats]:
+    """mnist_recipe, and the ink's measurements in its box before the box was scaled to 20 px."""
     gray = np.asarray(gray, dtype=np.float32)
     if gray.ndim != 2 or gray.size == 0:
         raise ValueError(f"expected a non-empty (H, W) grayscale array, got shape {gray.shape}")
     image = _white_on_black(gray)
     if _is_mnist_layout(image):
-        return image.copy() if image is gray else image  # already what the model wants: leave it alone
+        digit = image.copy() if image is gray else image  # already what the model wants: leave it alone
+        rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+        return digit, measure_ink(digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], digit.shape)
     ink = _remove_background(image)  # (H, W), background 0, ink up to 1
     top, bottom, left, right = _ink_box(ink)
-    return _centre_by_mass(_fit_box(ink[top:bottom, left:right]))
+    crop = ink[top:bottom, left:right]
+    return _centre_by_mass(_fit_box(crop)), measure_ink(crop, ink.shape)
 
 
 def _border(image: np.ndarray) -> np.ndarray:
@@ -259,13 +277,16 @@ def _is_mnist_layout(image: np.ndarray) -> bool:
 
 def _remove_background(image: np.ndarray) -> np.ndarray:
     # A clean background (MNIST, canvas drawings) has no spread on the border: it is subtracted as is,
-    # so soft antialiased edges survive. Photos and scans get their lighting evened out, then
-    # everything under median + 5 sigma of the border (paper texture, sensor noise) becomes black.
+    # so soft antialiased edges survive. Photos and scans get their lighting evened out and their noise
+    # averaged down, then everything under the paper's level + 5 sigma (texture, sensor noise) becomes black.
     level, sigma = _border_level(image)
-    if sigma > 0:
+    big = min(image.shape) >= _SMOOTH_MIN_SIDE
+    if sigma > 0 or (big and _is_grainy(_border(image))):
         image = _flatten_lighting(image)
+        image = _smooth(image) if big else image
         level, sigma = _border_level(image)
-        sigma = max(sigma, _MIN_PHOTO_SIGMA)  # JPEG blocking and interpolation leave some residue
+        # JPEG blocking and interpolation leave some residue: _MIN_PHOTO_SIGMA
+        sigma = max(sigma, _upper_sigma(_border(image), level), _MIN_PHOTO_SIGMA)
     floor = level + _NOISE_SIGMAS * sigma
     peak = float(image.max())
     if peak - floor < _MIN_CONTRAST:
@@ -283,6 +304,31 @@ def _border_level(image: np.ndarray) -> tuple[float, float]:
     border = _border(image)
     level = _median(border)
     return level, 1.4826 * _median(np.abs(border - level))
+
+
+def _is_grainy(border: np.ndarray) -> bool:
+    # NOTE: white paper with noise, saved as 8 bits, is clipped at 255: over half its border can be exactly
+    # the level, so the MAD says 0 and the photo would pass as a clean drawing, every speck of noise ink.
+    # Noise changes from one pixel to the next, where a clean drawing's ink on the border comes in runs.
+    return _median(np.abs(np.diff(border))) > 0
+
+
+def _upper_sigma(border: np.ndarray, level: float) -> float:
+    # Sigma from the upper quartile alone: the side of the noise that passes for ink. Where the paper was
+    # clipped at white, the lower half is squashed and the MAD comes out small; the upper half keeps its
+    # spread. NOTE: ink on over a quarter of the border inflates it (a higher floor, never noise as ink).
+    upper = int(0.75 * (border.size - 1))
+    return (float(np.partition(border, upper)[upper]) - level) / 0.6745
+
+
+def _smooth(image: np.ndarray) -> np.ndarray:
+    # 3x3 mean, edges repeated: divides white noise by 3 while a stroke keeps its mass, so the floor drops
+    # three times as far as faint ink does, and single-pixel specks never reach it.
+    padded = np.pad(image, 1, mode="edge")
+    rows = padded[:-2] + padded[1:-1] + padded[2:]
+    summed = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    summed *= 1.0 / 9.0
+    return summed
 
 
 def _median(values: np.ndarray) -> float:

@@ -13,6 +13,8 @@ EXAMPLE_PREDICTION: dict[str, Any] = {
     "digit": 7,
     "confidence": 0.99991,
     "probabilities": EXAMPLE_PROBABILITIES,
+    "unsure": False,
+    "unsure_reasons": [],
     "model": EXAMPLE_MODEL,
     "timings_ms": EXAMPLE_TIMINGS,
 }
@@ -50,6 +52,16 @@ class PredictResponse(BaseModel):
     digit: int = Field(ge=0, le=9, description="The most probable digit.")
     confidence: float = Field(description="Its probability.")
     probabilities: list[float] = Field(description="Probability of each digit 0-9, summing to 1.")
+    unsure: bool = Field(
+        description="True when the answer should not be trusted: the ink does not look like a digit, or the "
+        "model is unsure. Show the digit as a guess, or ask for another image (docs/trust.md)."
+    )
+    unsure_reasons: list[str] = Field(
+        description="Why, in words a person reads; empty when sure. At most one of 'too little ink', "
+        "'a blob, not a digit', 'a line, not a digit', 'a scribble, not a digit' (the ink's shape before "
+        "scaling), then 'low confidence (0.41)' (the answer's confidence) when it is under 0.5.",
+        examples=[["a blob, not a digit", "low confidence (0.41)"]],
+    )
     model: ModelIdentity
     timings_ms: Timings
 

@@ -66,3 +66,58 @@ IMAGE_KINDS: dict[str, Callable[[], bytes]] = {
     "webp": lambda: encode(draw_seven().convert("RGB"), "WEBP", quality=90),
     "tiff": lambda: encode(draw_seven(), "TIFF"),
 }
+
+
+# --- what the page's pad sends: white strokes of a round 26 px brush on a black 320 px square -----------------
+
+PAD, BRUSH = 320, 26  # service/static/app.js
+
+
+def pad_drawing(*strokes: list[tuple[float, float]], brush: float = BRUSH) -> Image.Image:
+    """Strokes (lists of points in pad pixels) drawn like the page: round caps and joints, white on black."""
+    image = Image.new("L", (PAD, PAD), 0)
+    draw = ImageDraw.Draw(image)
+    for stroke in strokes:
+        if len(stroke) > 1:
+            draw.line(stroke, fill=255, width=round(brush), joint="curve")
+        for x, y in (stroke[0], stroke[-1]):
+            draw.ellipse([x - brush / 2, y - brush / 2, x + brush / 2, y + brush / 2], fill=255)
+    return image
+
+
+def pad_click(x: float = 160, y: float = 160) -> Image.Image:
+    """One click on the pad: a dot of the brush."""
+    return pad_drawing([(x, y)])
+
+
+def pad_dash(length: float = 140) -> Image.Image:
+    """A short stroke across the pad, slightly rising: the start of a 7, or a minus sign."""
+    return pad_drawing([(160 - length / 2, 170), (160 + length / 2, 150)])
+
+
+def pad_blob(width: float = 110, height: float = 90) -> Image.Image:
+    """A filled oval in the middle of the pad: a smudge, a pressed thumb."""
+    image = Image.new("L", (PAD, PAD), 0)
+    ImageDraw.Draw(image).ellipse([160 - width / 2, 160 - height / 2, 160 + width / 2, 160 + height / 2], fill=255)
+    return image
+
+
+def pad_scribble() -> Image.Image:
+    """A zigzag back and forth across itself: crossing something out."""
+    points = [(60, 80), (260, 120), (70, 160), (250, 60), (90, 250), (240, 200), (60, 120), (200, 260), (150, 50)]
+    return pad_drawing(points, brush=14)
+
+
+def three_on_paper(
+    sigma: float = 0.0, *, paper: float = 255, ink: float = 0, light: float = 0.0, seed: int = 0
+) -> bytes:
+    """A PNG photo of a 3 drawn with an 8 px pen, 240 px tall, on a 400 px sheet: grey noise of sigma (0-255),
+    the paper `paper` grey and the ink `ink` grey, the lighting falling by `light` across the sheet."""
+    mask = Image.new("L", (400, 400), 0)
+    draw = ImageDraw.Draw(mask)
+    draw.arc([140, 56, 260, 144], 200, 450, fill=255, width=8)
+    draw.arc([130, 192, 270, 296], 270, 520, fill=255, width=8)
+    stroke = np.asarray(mask, np.float32) / 255
+    shade = 1 - light * np.linspace(0, 1, 400, dtype=np.float32)[None, :] * np.linspace(0.5, 1, 400)[:, None]
+    pixels = (paper + (ink - paper) * stroke) * shade + np.random.default_rng(seed).normal(0, sigma, stroke.shape)
+    return encode(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)))
