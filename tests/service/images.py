@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import struct
 import zlib
@@ -9,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from tests.paths import mnist_test_files
 
 
 def draw_seven(size: int = 140, ink: int = 0, paper: int = 255) -> Image.Image:
@@ -121,3 +124,10 @@ def three_on_paper(
     shade = 1 - light * np.linspace(0, 1, 400, dtype=np.float32)[None, :] * np.linspace(0.5, 1, 400)[:, None]
     pixels = (paper + (ink - paper) * stroke) * shade + np.random.default_rng(seed).normal(0, sigma, stroke.shape)
     return encode(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)))
+
+
+def read_mnist_test_images(count: int) -> np.ndarray:
+    """The first count MNIST test images, (count, 28, 28) uint8; the calling test is skipped without the files."""
+    with gzip.open(mnist_test_files() / "t10k-images-idx3-ubyte.gz") as file:
+        file.read(16)  # IDX header: magic, count, rows, cols
+        return np.frombuffer(file.read(count * 28 * 28), dtype=np.uint8).reshape(count, 28, 28)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import resource
 
@@ -14,8 +13,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from service.config import Settings
 from service.errors import BadRequest, ServiceError, UnsupportedImage, UnusableImage
 from service.preprocess import mnist_recipe, mnist_recipe_with_ink, prepare_digit, prepare_digit_with_ink
-from tests.paths import mnist_test_files
-from tests.service.images import encode, png_header_claiming, three_on_paper
+from tests.service.images import encode, png_header_claiming, read_mnist_test_images, three_on_paper
 
 # The limit a server has unless MNIST_MAX_IMAGE_PIXELS says otherwise.
 DEFAULT_MAX_PIXELS: int = Settings.model_fields["max_image_pixels"].default
@@ -84,12 +82,6 @@ def ink_box(image: np.ndarray, level: float = 0.1) -> tuple[int, int]:
     rows = np.flatnonzero((image > level).any(axis=1))
     cols = np.flatnonzero((image > level).any(axis=0))
     return int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
-
-
-def read_mnist_test_images(count: int) -> np.ndarray:
-    with gzip.open(mnist_test_files() / "t10k-images-idx3-ubyte.gz") as file:
-        file.read(16)  # IDX header: magic, count, rows, cols
-        return np.frombuffer(file.read(count * 28 * 28), dtype=np.uint8).reshape(count, 28, 28)
 
 
 SEVEN = seven_mask()

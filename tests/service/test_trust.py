@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from service import trust
+from service.config import Settings
 from service.preprocess import mnist_recipe_with_ink, prepare_digit_with_ink
 from tests.service.images import (
     IMAGE_KINDS,
@@ -25,10 +26,12 @@ from tests.service.images import (
     pad_dash,
     pad_drawing,
     pad_scribble,
+    read_mnist_test_images,
 )
-from tests.service.test_preprocess import DEFAULT_MAX_PIXELS, read_mnist_test_images
 
 pytestmark = pytest.mark.anyio
+
+DEFAULT_MAX_PIXELS: int = Settings.model_fields["max_image_pixels"].default
 
 INK_REASONS = {"too little ink", "a blob, not a digit", "a line, not a digit", "a scribble, not a digit"}
 LOW_CONFIDENCE = re.compile(r"low confidence \((0\.\d\d|1\.00)\)")
