@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 
 def assert_prediction(body: dict) -> None:
-    assert set(body) == {"digit", "confidence", "probabilities", "model", "timings_ms"}
+    assert set(body) == {"digit", "confidence", "probabilities", "unsure", "unsure_reasons", "model", "timings_ms"}
     assert 0 <= body["digit"] <= 9
     assert len(body["probabilities"]) == 10
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-4)

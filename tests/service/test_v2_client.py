@@ -1,8 +1,10 @@
 """An off-the-shelf Open Inference Protocol client (tritonclient.http, with its defaults) against a real
-`python -m service` serving the committed model: health, metadata, and MNIST digits in JSON and binary."""
+`python -m service` serving the committed models: health, metadata, MNIST digits in JSON and binary, and the whole
+test set through each model at its card's accuracy."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.paths import mnist_test_files
+from tests.paths import COMMITTED_MODELS, mnist_test_files
 from tests.reliability.processes import LiveService
 from tests.shapes import LAYER_NAMES, OUTPUT_SHAPES
 
@@ -38,7 +40,7 @@ def test_client_checks_liveness_and_readiness(client: triton.InferenceServerClie
     assert client.is_server_live()
     assert client.is_server_ready()
     assert client.is_model_ready("mnist_cnn")
-    assert client.is_model_ready("mnist_cnn", model_version="1.0.0")
+    assert client.is_model_ready("mnist_cnn", model_version="1")
     assert not client.is_model_ready("mnist_cnn", model_version="2.0.0")
     assert not client.is_model_ready("fashion_mnist")
 
@@ -77,7 +79,7 @@ def test_client_infers_mnist_digits(
     np.testing.assert_array_equal(probabilities.argmax(axis=1), labels)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     response = result.get_response()
-    assert (response["model_name"], response["model_version"], response["id"]) == ("mnist_cnn", "1.0.0", "digits")
+    assert (response["model_name"], response["model_version"], response["id"]) == ("mnist_cnn", "1", "digits")
 
 
 def test_client_infers_every_output_by_default(
@@ -86,7 +88,7 @@ def test_client_infers_every_output_by_default(
     images, labels = mnist
     image = triton.InferInput("image", [4, 1, 28, 28], "FP32")
     image.set_data_from_numpy(images[:4])
-    result = client.infer("mnist_cnn", [image], model_version="1.0.0")  # no outputs: all, as binary
+    result = client.infer("mnist_cnn", [image], model_version="1")  # no outputs: all, as binary
     for name in LAYER_NAMES:
         assert result.as_numpy(name).shape == (4, *OUTPUT_SHAPES[name])
     np.testing.assert_array_equal(result.as_numpy("logits").argmax(axis=1), labels[:4])
@@ -108,3 +110,23 @@ def test_client_sees_a_bad_request_as_an_error(client: triton.InferenceServerCli
         client.infer("mnist_cnn", [image])
     assert raised.value.status() == "400"
     assert "shape [1, 3, 28, 28]" in raised.value.message()
+
+
+@pytest.mark.parametrize("model", sorted(COMMITTED_MODELS))
+def test_client_reads_the_whole_mnist_test_set_at_the_card_accuracy(
+    client: triton.InferenceServerClient, model: str
+) -> None:
+    from training.data import load_split
+
+    split = load_split("test", mnist_test_files(), download=False)
+    expected = json.loads((COMMITTED_MODELS[model] / "card.json").read_text())["metrics"]["test_accuracy"]
+    predicted = []
+    for start in range(0, len(split.labels), BATCH):
+        images = (split.images[start : start + BATCH, None] / np.float32(255.0)).astype(np.float32)
+        image = triton.InferInput("image", list(images.shape), "FP32")
+        image.set_data_from_numpy(images, binary_data=True)
+        result = client.infer(model, [image], outputs=[triton.InferRequestedOutput("probabilities")])
+        assert result.get_response()["model_name"] == model
+        predicted.append(result.as_numpy("probabilities").argmax(axis=1))
+    accuracy = float((np.concatenate(predicted) == split.labels).mean())
+    assert accuracy >= 0.995 and abs(accuracy - expected) <= 0.001, (accuracy, expected)
