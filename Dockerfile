@@ -58,7 +58,9 @@ USER app
 # Mount the data at /data (the IDX files; downloaded there when missing) and a folder at /app/models.
 # No VOLUME line: it would leave an anonymous volume behind every `docker compose run`.
 # Writes a checkpoint under artifacts/, then models/<name>/<version>/model.onnx + card.json (relative to /app).
-CMD ["sh", "-c", "python -m training train && python -m training export"]
+# NOTE: --force replaces models/mnist_cnn/1 (as the single-file export once overwrote models/mnist_cnn.onnx);
+# for a new version instead: ... run --rm train sh -c "python -m training train && python -m training export --version 2"
+CMD ["sh", "-c", "python -m training train && python -m training export --force"]
 
 # ---- service: the default target ---------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS service
