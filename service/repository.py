@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.contract import Contract
 from service.errors import ModelLoadError, NotFound
 from service.inference import InferenceEngine, Predictor
 from service.runtime import ModelRuntime
@@ -103,10 +104,10 @@ class ServedModel:
     def __init__(self, runtime: ModelRuntime, engine: InferenceEngine, predictor: Predictor) -> None:
         self.runtime, self.engine, self.predictor = runtime, engine, predictor
         self.name, self.version = runtime.name, runtime.version
-        self.identity = {"name": runtime.name, "version": runtime.version, "sha256": runtime.sha256}
+        self.identity = predictor.model  # {name, version, sha256}: what every answer names
 
     @property
-    def contract(self) -> Any:
+    def contract(self) -> Contract:
         return self.runtime.contract
 
     def summary(self) -> dict[str, Any]:
