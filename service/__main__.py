@@ -13,7 +13,7 @@ import uvicorn
 from pydantic import ValidationError
 from uvicorn.config import LOGGING_CONFIG
 
-from service import repository
+from service import control
 from service.config import Settings, get_settings
 from service.errors import ModelLoadError
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     if problem := check_port_free(args.host, args.port):
         sys.exit(f"mnist-service: refusing to start: {problem}")
     try:
-        repository.verify(settings.model_repository, settings.default_model)
+        control.verify(settings.model_repository, settings.default_model)
     except ModelLoadError as err:
         sys.exit(f"mnist-service: refusing to start: {err}")
     uvicorn.run(

@@ -26,6 +26,14 @@ class Settings(BaseSettings):
         default="mnist_cnn", min_length=1, description="The model a request without ?model= gets."
     )
     intra_op_threads: int = Field(default=1, ge=1, description="onnxruntime threads inside one run.")
+    model_control: Literal["none", "explicit", "poll"] = Field(
+        default="explicit",
+        description="none: the repository is read once, at start-up; explicit: also on POST "
+        "/v2/repository/models/<name>/load|unload and on SIGHUP; poll: also every repository_poll_s seconds.",
+    )
+    repository_poll_s: float = Field(
+        default=5.0, gt=0.0, le=3600.0, description="With model_control=poll, seconds between re-reads."
+    )
 
     # Micro-batching: concurrent requests share one onnxruntime run
     max_batch_size: int = Field(

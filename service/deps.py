@@ -29,7 +29,11 @@ def repository_of(request: Request) -> ModelRepository:
 
 
 def model_of(request: Request) -> ServedModel:
-    """The model version a request asks for with ?model= and ?version= (default: the default model, newest)."""
+    """The model version a request asks for with ?model= and ?version= (default: the default model, newest).
+
+    `with model_of(request) as model:` holds that version while the request uses it: replaced meanwhile,
+    it finishes this request before it is released.
+    """
     repository = repository_of(request)
     if not request.scope["query_string"]:  # the usual request: nothing to parse
         return repository.resolve()

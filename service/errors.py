@@ -19,6 +19,12 @@ class Unauthorized(ServiceError):
     status_code = 401
 
 
+class Forbidden(ServiceError):
+    """Not allowed by the server's configuration (model control off)."""
+
+    status_code = 403
+
+
 class NotFound(ServiceError):
     """Unknown layer, model or version."""
 
@@ -39,6 +45,12 @@ class UnsupportedImage(ServiceError):
 
 class UnusableImage(ServiceError):
     """A valid image that cannot be used: blank, too many pixels, too many frames."""
+
+    status_code = 422
+
+
+class ModelRefused(ServiceError):
+    """A model version asked to load failed its checks; what served before keeps serving."""
 
     status_code = 422
 

@@ -6,23 +6,24 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings, get_settings
+from service.control import ControlObservers, ModelControl
 from service.errors import ModelLoadError
 from service.handlers import install_error_handlers
 from service.inference import InferenceEngine, Predictor
 from service.metrics import Metrics, MetricsMiddleware
 from service.repository import ModelRepository, ServedModel
-from service.routes import docs, feature_maps, health, metrics, model, predict, v2, web
+from service.routes import docs, feature_maps, health, metrics, model, predict, repository, v2, web
 from service.routing import HotRoutes
 from service.runtime import ModelRuntime
 from service.security import install_api_keys
 from service.v2 import OpenInference
+from service.watch import watching
 
 DESCRIPTION = """\
 Reads handwritten digits with the MNIST convnets of a model repository (ONNX, onnxruntime) and shows
@@ -32,10 +33,12 @@ its image/* Content-Type. Every error is JSON `{"error": "..."}`.
 """
 
 
-def load_repository(settings: Settings, metrics: Metrics) -> ModelRepository:
-    """Load and verify every model in the repository, each with its micro-batcher and predictor."""
+def build_model_control(settings: Settings, metrics: Metrics) -> ModelControl:
+    """The repository (empty until started) and its control, building each version with its batcher and predictor."""
 
     def serve(runtime: ModelRuntime) -> ServedModel:
+        # On a worker thread, for every version loaded (at start-up and later): build, warm up, publish.
+        runtime.warm_up(settings.max_batch_size)
         observers = metrics.for_model(runtime.name, runtime.version, runtime.sha256)
         engine = InferenceEngine(
             runtime,
@@ -47,17 +50,21 @@ def load_repository(settings: Settings, metrics: Metrics) -> ModelRepository:
         )
         return ServedModel(runtime, engine, Predictor(engine, max_pixels=settings.max_image_pixels))
 
-    return ModelRepository.load(
-        settings.model_repository, settings.default_model, serve, intra_op_threads=settings.intra_op_threads
-    )
+    def forget(model: ServedModel) -> None:
+        metrics.forget_model(model.name, model.version, model.identity["sha256"])
+
+    repository = ModelRepository(settings.model_repository, settings.default_model)
+    observers = ControlObservers(loaded=metrics.loaded, unloaded=metrics.unloaded, forget=forget)
+    return ModelControl(repository, serve, observers, settings.intra_op_threads)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load and verify every model, start the micro-batchers; on shutdown, finish queued runs first."""
+    """Load and verify every model, start the micro-batchers and the repository's watchers; on shutdown, drain."""
     state, settings = app.state, app.state.settings
+    control = build_model_control(settings, state.metrics)
     try:
-        repository = await anyio.to_thread.run_sync(load_repository, settings, state.metrics)
+        await control.start()
     except ModelLoadError as err:
         state.load_error = str(err)
         raise
@@ -66,14 +73,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.collect()
     gc.freeze()
     try:
-        async with repository:
-            state.repository = repository
+        async with watching(control, settings.model_control, settings.repository_poll_s):
+            state.repository, state.model_control = control.repository, control
             state.open_inference = OpenInference(
-                repository, max_batch=settings.max_batch_files, max_bytes=settings.max_batch_upload_bytes
+                control.repository, max_batch=settings.max_batch_files, max_bytes=settings.max_batch_upload_bytes
             )
             yield
     finally:
-        state.repository = state.open_inference = None
+        state.repository = state.open_inference = state.model_control = None
+        await control.close()
 
 
 class OneLineStartupFailure:
@@ -116,7 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.repository = None  # until the lifespan has loaded the models: /health/ready says 503
     app.state.open_inference = None  # the V2 data plane on those models, built with them
-    for feature in (predict, feature_maps, model, health, metrics, v2, web, docs):
+    app.state.model_control = None  # loads and unloads model versions while serving
+    for feature in (predict, feature_maps, model, health, metrics, v2, repository, web, docs):
         app.include_router(feature.router)
     install_error_handlers(app)
     app.add_middleware(HotRoutes, routes=predict.router.routes)  # innermost: keys, CORS and metrics still apply

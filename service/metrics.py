@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 UNMATCHED_ROUTE = "<unmatched>"  # every path no route matched shares one label: bounded cardinality
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 QUEUE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -71,6 +73,40 @@ class Metrics:
             ["name", "version", "sha256"],
             registry=self.registry,
         )
+
+        self.loads = Counter(
+            "mnist_model_loads",
+            "Model version loads (start-up, control endpoints, SIGHUP, poll), by model and outcome (success, failure).",
+            ["model", "outcome"],
+            registry=self.registry,
+        )
+        self.unloads = Counter(
+            "mnist_model_unloads",
+            "Model versions stopped and released after their last request, by model and outcome.",
+            ["model", "outcome"],
+            registry=self.registry,
+        )
+        self.load_duration = Histogram(
+            "mnist_model_load_duration_seconds",
+            "Time to read, verify, warm up and start one model version, by model (failures too).",
+            ["model"],
+            buckets=LOAD_BUCKETS,
+            registry=self.registry,
+        )
+
+    def loaded(self, model: str, outcome: str, seconds: float) -> None:
+        """Count one load of a version of the model and how long it took."""
+        self.loads.labels(model, outcome).inc()
+        self.load_duration.labels(model).observe(seconds)
+
+    def unloaded(self, model: str, outcome: str) -> None:
+        """Count one version stopped and released."""
+        self.unloads.labels(model, outcome).inc()
+
+    def forget_model(self, name: str, version: str, sha256: str) -> None:
+        """A version no longer served leaves mnist_model_info (its request counts stay: counters never go back)."""
+        with suppress(KeyError):
+            self.model_info.remove(name, version, sha256)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and record how long it took."""

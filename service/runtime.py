@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ import onnxruntime as ort
 from service.contract import IMAGE_SHAPE, Contract
 from service.errors import ModelLoadError
 
-log = logging.getLogger(__name__)
 
 CARD_KEYS = ("name", "version", "sha256")
 
@@ -95,7 +93,6 @@ class ModelRuntime:
             raise ModelLoadError(f"model file {model_path} does not match its card {card_path}: {'; '.join(problems)}")
         runtime = cls(session, card, contract)
         runtime._smoke_test(model_path)
-        log.info("loaded model %s %s (sha256 %s)", runtime.name, runtime.version, runtime.sha256)
         return runtime
 
     def _smoke_test(self, model_path: Path) -> None:
@@ -111,6 +108,11 @@ class ModelRuntime:
                     f"model file {model_path} does not match its card: output '{spec.name}' came out "
                     f"{value.dtype} {value.shape[1:]}, the card says float32 {spec.shape}"
                 )
+
+    def warm_up(self, max_batch_size: int) -> None:
+        """Run one image and a full batch through every output once, so the first requests find it warm."""
+        for count in sorted({1, max_batch_size}):
+            self.run(np.zeros((count, *IMAGE_SHAPE), np.float32), self.contract.output_names)
 
     @property
     def name(self) -> str:

@@ -127,7 +127,7 @@ class LiveResponse(BaseModel):
 
 
 class ReadyResponse(BaseModel):
-    """Every model of the repository is loaded, verified and serving: which ones."""
+    """The models are loaded and the default model serves: every model version serving now."""
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"status": "ready", "default_model": "mnist_cnn", "models": [EXAMPLE_MODEL]}]}
@@ -136,6 +136,28 @@ class ReadyResponse(BaseModel):
     status: Literal["ready"]
     default_model: str = Field(description="The model a request without ?model= gets.")
     models: list[ModelIdentity] = Field(description="Every model version served.")
+
+
+class RepositoryIndexEntry(BaseModel):
+    """One model version in the repository index."""
+
+    name: str
+    version: str
+    state: Literal["READY", "LOADING", "UNAVAILABLE"]
+    reason: str = Field(description="Why it is not READY (empty when it is), in words a person can act on.")
+
+
+class ModelControlResponse(BaseModel):
+    """What a load or unload did to one model."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "mnist_cnn", "loaded": ["2"], "unloaded": ["1"], "serving": ["2"]}]}
+    )
+
+    name: str
+    loaded: list[str] = Field(description="Versions loaded (new, or reloaded because their files changed).")
+    unloaded: list[str] = Field(description="Versions that stopped serving, drained and were released.")
+    serving: list[str] = Field(description="Versions served now, newest first.")
 
 
 class LayerSpec(BaseModel):
@@ -204,6 +226,8 @@ ERROR_EXAMPLES = {
         "Malformed request",
         "no file in form field 'file': send multipart/form-data with the image in ...",
     ),
+    401: ("No valid API key", "this endpoint needs an API key: send it as 'Authorization: Bearer <key>' or ..."),
+    403: ("Model control is off", "model control is off (MNIST_MODEL_CONTROL=none): the repository is read only ..."),
     404: ("Unknown model, version or layer", "unknown model 'mnist_cnn9': this server serves mnist_cnn, mnist_modern"),
     413: (
         "Too large",
@@ -214,7 +238,7 @@ ERROR_EXAMPLES = {
         "not a readable image: the upload is not PNG, JPEG, GIF, BMP, WebP or TIFF ...",
     ),
     422: (
-        "Image cannot be used",
+        "Image cannot be used (or, for a load, a model version refused)",
         "no digit found: the image is blank or nearly uniform; upload a picture ...",
     ),
     503: ("Model not loaded yet", "the model is not loaded yet: retry in a moment (watch /health/ready)"),

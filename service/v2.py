@@ -345,9 +345,10 @@ class OpenInference:
 
         header_length is the Inference-Header-Content-Length header, content_encoding the Content-Encoding.
         """
-        model = self.repository.resolve(name, version)  # the one version this request runs on, to the end
-        request = await anyio.to_thread.run_sync(self._parse, body, header_length, content_encoding, model.contract)
-        values = await model.engine.infer(request.images, tuple(request.outputs))
+        with self.repository.resolve(name, version) as model:  # the one version this request runs on, held
+            contract = model.contract
+            request = await anyio.to_thread.run_sync(self._parse, body, header_length, content_encoding, contract)
+            values = await model.engine.infer(request.images, tuple(request.outputs))
         return await anyio.to_thread.run_sync(encode_infer_response, model.identity, request, values)
 
     def _parse(
@@ -356,6 +357,6 @@ class OpenInference:
         body = decompress(body, content_encoding, self.max_bytes)
         return parse_infer_request(body, header_length, max_batch=self.max_batch, contract=contract)
 
-    def index(self) -> list[dict[str, str]]:
-        """`POST /v2/repository/index`: every model version found, with its state and, if not ready, why."""
-        return self.repository.index()
+    def is_ready(self, name: str, version: str | None = None) -> bool:
+        """Whether the model (that version) serves now; NotFound (404) if the repository does not know it."""
+        return self.repository.is_ready(name, version)

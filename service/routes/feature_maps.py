@@ -38,11 +38,12 @@ FormatQuery = Annotated[
 async def read_feature_maps(request: Request, layers: LayersQuery = None, format: FormatQuery = "json") -> Response:
     """The prediction, the 28x28 input the model saw and the activations of the asked layers."""
     check_query(request, ("layers", "format", "model", "version"))  # a bad query fails before the body is read
-    model = model_of(request)
-    asked = parse_layers(layers, model.contract)
+    parse_layers(layers, model_of(request).contract)  # 400 or 404 before the body is read
     upload = await read_image(request, settings_of(request))
-    # NOTE: already plain JSON types; orjson skips re-validating and re-encoding ~40k floats the slow way
-    return json_response(await model.predictor.feature_maps(upload, asked, format))
+    with model_of(request) as model:  # the version serving now (a newer one may have other layers)
+        asked = parse_layers(layers, model.contract)
+        # NOTE: already plain JSON types; orjson skips re-validating and re-encoding ~40k floats the slow way
+        return json_response(await model.predictor.feature_maps(upload, asked, format))
 
 
 @router.post(
@@ -59,7 +60,8 @@ async def read_feature_maps(request: Request, layers: LayersQuery = None, format
 async def draw_feature_maps(request: Request, layer: str) -> Response:
     """One layer as a picture: channels as a viridis grid, vectors as a strip, class scores as bars."""
     check_query(request, ("model", "version"))
-    model = model_of(request)
-    check_png_layer(layer, model.contract)  # 404 before the body is read
+    check_png_layer(layer, model_of(request).contract)  # 404 before the body is read
     upload = await read_image(request, settings_of(request))
-    return Response(await model.predictor.layer_png(upload, layer), media_type="image/png")
+    with model_of(request) as model:
+        check_png_layer(layer, model.contract)
+        return Response(await model.predictor.layer_png(upload, layer), media_type="image/png")

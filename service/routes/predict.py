@@ -24,9 +24,10 @@ router = APIRouter(prefix="/predict", tags=["predict"], route_class=LeanRoute)
 async def predict_digit(request: Request) -> Response:
     """The digit in one image (form field `file`, or the raw image body), by `?model=` (default model)."""
     check_query(request, MODEL_QUERY)
-    model = model_of(request)  # 404 before the body is read
+    model_of(request)  # 404 before the body is read
     upload = await read_image(request, settings_of(request))
-    return json_response((await model.predictor.predict([upload]))[0])
+    with model_of(request) as model:  # the version serving now, held until its answer is computed
+        return json_response((await model.predictor.predict([upload]))[0])
 
 
 @router.post(
@@ -41,6 +42,7 @@ async def predict_digits(request: Request) -> Response:
     If any image is bad, the whole request fails, and the error names the file by index and file name.
     """
     check_query(request, MODEL_QUERY)
-    model = model_of(request)
+    model_of(request)
     uploads = await read_images(request, settings_of(request))
-    return json_response({"predictions": await model.predictor.predict(uploads, name_files=True)})
+    with model_of(request) as model:
+        return json_response({"predictions": await model.predictor.predict(uploads, name_files=True)})

@@ -106,8 +106,8 @@ async def check_server_live() -> Response:
 
 @router.get("/health/ready", response_class=Response, responses=HEALTH_ANSWERS)
 async def check_server_ready(plane: MaybeOpenInference) -> Response:
-    """200 once the model is loaded; 400 before."""
-    return _health(plane is not None)
+    """200 once the models are loaded and the default model serves; 400 otherwise."""
+    return _health(plane is not None and plane.repository.ready)
 
 
 @router.get("/models/{model_name}", responses=_errors(404, 503))
@@ -124,26 +124,16 @@ async def read_model_version_metadata(model_name: str, model_version: str, plane
 
 @router.get("/models/{model_name}/ready", response_class=Response, responses=MODEL_HEALTH_ANSWERS)
 async def check_model_ready(model_name: str, plane: MaybeOpenInference) -> Response:
-    """200 once the model is loaded; 400 before; 404 for a model this server does not serve."""
-    if plane is not None:
-        plane.check_model(model_name)
-    return _health(plane is not None)
+    """200 while a version of the model serves; 400 while none does (loading, unloaded, refused); 404 unknown."""
+    return _health(plane is not None and plane.is_ready(model_name))
 
 
 @router.get(
     "/models/{model_name}/versions/{model_version}/ready", response_class=Response, responses=MODEL_HEALTH_ANSWERS
 )
 async def check_model_version_ready(model_name: str, model_version: str, plane: MaybeOpenInference) -> Response:
-    """200 once the model is loaded; 400 before; 404 for a model or version this server does not serve."""
-    if plane is not None:
-        plane.check_model(model_name, model_version)
-    return _health(plane is not None)
-
-
-@router.post("/repository/index", responses=_errors(503))
-async def read_repository_index(plane: OpenInferenceDep) -> list[dict[str, str]]:
-    """Triton's repository index: every model version found, its state (READY when served) and, if not, why."""
-    return plane.index()
+    """200 while that version serves; 400 while it does not; 404 for a model or version the server does not know."""
+    return _health(plane is not None and plane.is_ready(model_name, model_version))
 
 
 @router.post("/models/{model_name}/infer", response_class=Response, responses=INFER_ANSWERS, openapi_extra=INFER_BODY)

@@ -140,7 +140,7 @@ async def test_repository_index_lists_every_version_found_with_its_state(three: 
         ("tiny", "1", "UNAVAILABLE"),
         ("tiny", "2", "READY"),
     ]
-    assert index[1]["reason"] == "not served: only the newest version of each model is served"
+    assert index[1]["reason"].startswith("not selected by the version policy (latest 1)")
 
 
 @pytest.mark.parametrize(
