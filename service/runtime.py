@@ -14,7 +14,6 @@ import onnxruntime as ort
 from service.contract import IMAGE_SHAPE, Contract
 from service.errors import ModelLoadError
 
-
 CARD_KEYS = ("name", "version", "sha256")
 
 
