@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -178,10 +179,11 @@ class ModelControl:
         try:
             policy = await anyio.to_thread.run_sync(read_policy, folders[0].path.parent)
         except ModelLoadError as err:
-            log.warning("model %s: %s; keeping what is served", name, err)
-            states = tuple((folder.version, UNAVAILABLE, f"refused: {err}") for folder in folders)
+            reason = self._reason(err)
+            log.warning("model %s: %s; keeping what is served", name, reason)
+            states = tuple((folder.version, UNAVAILABLE, f"refused: {reason}") for folder in folders)
             repository.publish(name, current, ModelEntry(tuple(folders), None, states))
-            change.refused = {folder.version: str(err) for folder in folders}
+            change.refused = dict.fromkeys((folder.version for folder in folders), reason)
             return change
         chosen = await self._load_selected(name, folders, policy, current, change, retry)
         states = self._states(name, folders, current, chosen)
@@ -230,7 +232,7 @@ class ModelControl:
             model = await anyio.to_thread.run_sync(self._build_version, folder)
             await model.engine.__aenter__()
         except Exception as err:  # ModelLoadError, or anything a broken file provokes: never the server's end
-            reason = str(err) if isinstance(err, ModelLoadError) else f"unexpected {type(err).__name__}: {err}"
+            reason = self._reason(err)
             self._refused[key] = (signature, reason)
             change.refused[folder.version] = reason
             self._observers.loaded(folder.name, "failure", time.perf_counter() - started)
@@ -243,6 +245,10 @@ class ModelControl:
         self._observers.loaded(folder.name, "success", seconds)
         log.info("model %s version %s loaded in %.2f s (sha256 %s)", *key, seconds, model.identity["sha256"][:12])
         return model
+
+    def _reason(self, err: Exception) -> str:
+        reason = str(err) if isinstance(err, ModelLoadError) else f"unexpected {type(err).__name__}: {err}"
+        return reason.replace(f"{self.repository.root}{os.sep}", "")  # paths inside the repository, short
 
     def _build_version(self, folder: VersionFolder) -> ServedModel:
         # On a worker thread: read, verify, build and warm; the event loop keeps serving meanwhile.
