@@ -39,7 +39,8 @@ async def read_model_version_card(model_name: str, model_version: str, repositor
     return repository.resolve(model_name, model_version).runtime.card
 
 
-@router.get("/model", response_model=ModelCardResponse, responses=error_responses(503))
+@router.get("/model", response_model=ModelCardResponse, responses=error_responses(404, 503))
 async def read_default_model_card(repository: RepositoryDep) -> Any:
-    """The default model's card: identity, input/output contract, layer table, training and metrics."""
+    """The default model's card: identity, input/output contract, layer table, training and metrics (404 while
+    the default model is unloaded)."""
     return repository.resolve().runtime.card
