@@ -24,8 +24,8 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     parser = argparse.ArgumentParser(
         prog="python -m service",
         description="Serve the MNIST convnet. Other settings come from MNIST_* environment variables "
-        "(MNIST_MODEL_REPOSITORY, MNIST_DEFAULT_MODEL, MNIST_MAX_UPLOAD_BYTES, MNIST_MAX_BATCH_FILES, "
-        "MNIST_CORS_ORIGINS ...).",
+        "(MNIST_MODEL_REPOSITORY, MNIST_DEFAULT_MODEL, MNIST_MODEL_CONTROL, MNIST_MAX_UPLOAD_BYTES, "
+        "MNIST_MAX_BATCH_FILES, MNIST_CORS_ORIGINS ...). SIGHUP re-reads the model repository.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--host", default=settings.host, help="interface to bind (MNIST_HOST)")

@@ -18,7 +18,7 @@ from service.handlers import install_error_handlers
 from service.inference import InferenceEngine, Predictor
 from service.metrics import Metrics, MetricsMiddleware
 from service.repository import ModelRepository, ServedModel
-from service.routes import docs, feature_maps, health, metrics, model, predict, repository, v2, web
+from service.routes import docs, explain, feature_maps, health, metrics, model, predict, repository, v2, web
 from service.routing import HotRoutes
 from service.runtime import ModelRuntime
 from service.security import install_api_keys
@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.repository = None  # until the lifespan has loaded the models: /health/ready says 503
     app.state.open_inference = None  # the V2 data plane on those models, built with them
     app.state.model_control = None  # loads and unloads model versions while serving
-    for feature in (predict, feature_maps, model, health, metrics, v2, repository, web, docs):
+    for feature in (predict, feature_maps, explain, model, health, metrics, v2, repository, web, docs):
         app.include_router(feature.router)
     install_error_handlers(app)
     app.add_middleware(HotRoutes, routes=predict.router.routes)  # innermost: keys, CORS and metrics still apply

@@ -18,6 +18,7 @@ from typing import Any
 
 from service.contract import Contract
 from service.errors import ModelLoadError, NotFound
+from service.explain import Explainer, plan_gradcam
 from service.inference import InferenceEngine, Predictor
 from service.policy import VersionPolicy
 from service.runtime import ModelRuntime
@@ -134,6 +135,9 @@ class ServedModel:
 
     def __init__(self, runtime: ModelRuntime, engine: InferenceEngine, predictor: Predictor) -> None:
         self.runtime, self.engine, self.predictor = runtime, engine, predictor
+        graph = runtime.graph
+        gradcam = plan_gradcam(runtime.contract, graph) if graph else "the model's graph could not be read"
+        self.explainer = Explainer(predictor, gradcam)
         self.name, self.version = runtime.name, runtime.version
         self.identity = predictor.model  # {name, version, sha256}: what every answer names
         self.signature: Signature = ()  # of the files it was loaded from (set by whoever loads it)
@@ -169,6 +173,7 @@ class ServedModel:
             "parameters": card.get("parameters"),
             "test_accuracy": metrics.get("test_accuracy"),
             "outputs": [spec.describe() for spec in self.runtime.contract.outputs],
+            "explanations": self.explainer.methods,
         }
 
 

@@ -13,6 +13,7 @@ import onnxruntime as ort
 
 from service.contract import IMAGE_SHAPE, Contract
 from service.errors import ModelLoadError
+from service.onnx_graph import Graph, GraphFormatError, read_graph
 
 CARD_KEYS = ("name", "version", "sha256")
 
@@ -62,10 +63,13 @@ def _read_model(model_path: Path) -> bytes:
 class ModelRuntime:
     """An onnxruntime session for the verified model, plus its card and the contract read from it."""
 
-    def __init__(self, session: ort.InferenceSession, card: dict[str, Any], contract: Contract) -> None:
+    def __init__(
+        self, session: ort.InferenceSession, card: dict[str, Any], contract: Contract, graph: Graph | None = None
+    ) -> None:
         self._session = session
         self.card = card
         self.contract = contract
+        self.graph = graph  # its nodes and weights, for what needs them (Grad-CAM); None if unreadable here
 
     @classmethod
     def load(cls, model_path: Path, card_path: Path, *, intra_op_threads: int = 1) -> ModelRuntime:
@@ -90,7 +94,11 @@ class ModelRuntime:
         problems = contract.graph_problems(session.get_inputs(), session.get_outputs())
         if problems:
             raise ModelLoadError(f"model file {model_path} does not match its card {card_path}: {'; '.join(problems)}")
-        runtime = cls(session, card, contract)
+        try:
+            graph: Graph | None = read_graph(data)
+        except GraphFormatError:  # served all the same; what needs the graph says it cannot
+            graph = None
+        runtime = cls(session, card, contract, graph)
         runtime._smoke_test(model_path)
         return runtime
 

@@ -120,6 +120,30 @@ class FeatureMapsResponse(PredictResponse):
     layers: list[FeatureMap]
 
 
+class Attribution(BaseModel):
+    """A (28, 28) map over the input: positive where the pixels are evidence for the target class."""
+
+    shape: list[int]
+    data: list[list[float]]
+
+
+class ExplainResponse(BaseModel):
+    """Where the model looks for one class: the prediction, the attribution map and the input it covers."""
+
+    digit: int
+    confidence: float
+    target: int = Field(description="The class explained: the one asked for, else the predicted digit.")
+    target_probability: float
+    method: Literal["occlusion", "gradcam"]
+    parameters: dict[str, Any] = Field(
+        description="occlusion: patch, stride, copies (images in its one batched run); gradcam: layer."
+    )
+    attribution: Attribution
+    input: FeatureMap = Field(description="The 28x28 input the model saw, as /feature-maps gives it.")
+    model: ModelIdentity
+    timings_ms: Timings
+
+
 class LiveResponse(BaseModel):
     """The process answers; says nothing about the model (that is readiness)."""
 
@@ -177,6 +201,7 @@ class ModelSummary(ModelIdentity):
     parameters: int | None = None
     test_accuracy: float | None = Field(None, description="MNIST test-set accuracy recorded in the card.")
     outputs: list[LayerSpec] = Field(description="Every output in graph order: the model's layers.")
+    explanations: list[str] = Field(description="The /explain methods this model supports (occlusion, gradcam).")
 
 
 class ModelsResponse(BaseModel):
