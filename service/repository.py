@@ -20,7 +20,7 @@ from service.contract import Contract
 from service.errors import ModelLoadError, NotFound
 from service.explain import Explainer, plan_gradcam
 from service.inference import InferenceEngine, Predictor
-from service.policy import VersionPolicy
+from service.policy import DEFAULT_POLICY, VersionPolicy
 from service.runtime import ModelRuntime
 
 log = logging.getLogger(__name__)
@@ -299,8 +299,11 @@ class ModelRepository:
 def _idle_reason(name: str, entry: ModelEntry) -> str:
     if entry.unloaded:
         return f"unloaded by request: POST /v2/repository/models/{name}/load serves it again"
-    policy = entry.policy.describe() if entry.policy else "unreadable"
-    return f"not selected by the version policy ({policy}): {name}/config.json sets which versions are served"
+    if entry.policy is None:
+        return f"not served: {name}/config.json is unreadable"
+    if entry.policy is DEFAULT_POLICY:
+        return f"not selected by the version policy (latest 1, the default): {name}/config.json can set another"
+    return f"not selected by the version policy ({entry.policy.describe()}) of {name}/config.json"
 
 
 def _short(text: str) -> str:

@@ -140,7 +140,7 @@ async def test_repository_index_lists_every_version_found_with_its_state(three: 
         ("tiny", "1", "UNAVAILABLE"),
         ("tiny", "2", "READY"),
     ]
-    assert index[1]["reason"].startswith("not selected by the version policy (latest 1)")
+    assert index[1]["reason"].startswith("not selected by the version policy (latest 1, the default)")
 
 
 @pytest.mark.parametrize(
