@@ -1,12 +1,13 @@
 // The answers: one card per model (digit, confidence, ten bars), the chosen model's alone or, comparing,
-// every model's side by side with a line saying whether they agree; and the short answer on the pad.
+// every model's side by side with a line saying whether they agree; and the short answer on the pad. The
+// chosen card's bars are buttons: pressing one asks for that digit's explanation (see onPickDigit).
 
 const $ = (id) => document.getElementById(id);
 const cardList = $("answers");
 const agreement = $("agreement");
 const padAnswer = $("pad-answer");
 const cards = new Map(); // model name -> {card, digit, confidence, bars, short, body}
-const view = { selected: null, compare: false };
+const view = { selected: null, compare: false, target: null, onPick: () => {} };
 
 export const percent = (p) => `${(p * 100).toFixed(p >= 0.995 || p < 0.001 ? 0 : 1)}%`;
 
@@ -58,6 +59,13 @@ function buildCard(model) {
   const bars = [];
   for (let d = 0; d < 10; d++) {
     const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "bar";
+    button.dataset.digit = String(d);
+    button.setAttribute("aria-pressed", "false");
+    // Enter and Space click a button too. The card's answer says which digit is the prediction.
+    button.addEventListener("click", () => view.onPick(d, cards.get(model.name).body?.digit));
     const label = document.createElement("span");
     label.className = "bar-digit";
     label.textContent = String(d);
@@ -68,9 +76,10 @@ function buildCard(model) {
     track.append(fill);
     const value = document.createElement("span");
     value.className = "bar-value";
-    item.append(label, track, value);
+    button.append(label, track, value);
+    item.append(button);
     list.append(item);
-    bars.push({ item, fill, value });
+    bars.push({ item, button, fill, value });
   }
   card.append(name, verdictBox, list);
   const entry = { card, digit, confidence, guess, list, bars, short: model.architecture.name || model.name, body: null };
@@ -92,7 +101,28 @@ export function showCards(selected, compare) {
       else delete element.dataset.testid;
     }
   }
+  markTarget(view.target);
   summarise();
+}
+
+/** Calls `handler(digit)` when a bar of the chosen model's card is pressed (clicked, or Enter or Space). */
+export function onPickDigit(handler) {
+  view.onPick = handler;
+}
+
+/** Marks the digit being explained on the chosen card (null: none); only that card's bars can be pressed. */
+export function markTarget(digit) {
+  view.target = digit;
+  for (const [name, entry] of cards) {
+    const mine = name === view.selected;
+    entry.bars.forEach((bar, d) => {
+      const pressed = mine && d === digit;
+      bar.item.classList.toggle("target", pressed);
+      bar.button.setAttribute("aria-pressed", String(pressed));
+      bar.button.disabled = !(mine && entry.body);
+      bar.button.title = !(mine && entry.body) ? "" : d === entry.body.digit ? `Where it looks for ${d}` : `Why not ${d}?`;
+    });
+  }
 }
 
 /** Paints one model's answer (POST /predict or /feature-maps). */
@@ -108,6 +138,7 @@ export function showAnswer(name, body) {
   entry.confidence.classList.toggle("unsure", v.unsure || v.doubtful);
   entry.guess.textContent = v.guess;
   showBars(entry, body.probabilities, body.digit);
+  markTarget(view.target);
   summarise();
 }
 
@@ -116,12 +147,14 @@ export function showNoAnswer(name, message) {
   const entry = cards.get(name);
   if (!entry) return;
   clearCard(entry, message);
+  markTarget(view.target);
   summarise();
 }
 
 /** Every card back to empty, saying `message`. */
 export function resetAnswers(message) {
   for (const entry of cards.values()) clearCard(entry, message);
+  markTarget(view.target);
   summarise();
 }
 

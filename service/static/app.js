@@ -1,9 +1,11 @@
-// Draw a digit, send it to the chosen model's POST /feature-maps (and, comparing, every other model's
-// POST /predict), and paint the answers, the 28x28 input the model saw and every layer's feature maps.
+// Draw a digit, send it to the chosen model's POST /feature-maps and POST /explain (and, comparing, every other
+// model's POST /predict), and paint the answers, the 28x28 input the model saw, where the model looks
+// (explain.js) and every layer's feature maps.
 // The models and their layers come from GET /models and each model's card: nothing here names a layer or a
 // model. Plain ES modules, no build step, no globals but `window.mnistPage` (what the browser tests read).
 
-import { announcement, buildAnswers, resetAnswers, showAnswer, showCards, showNoAnswer } from "./answers.js";
+import { announcement, buildAnswers, onPickDigit, resetAnswers, showAnswer, showCards, showNoAnswer } from "./answers.js";
+import { buildMethods, chooseExplainedModel, clearExplanation, explain, explanation, pickDigit, resetTarget } from "./explain.js";
 import { GRAYS, clearLayers, decode, gridOutputs, pack, paintLayers, showLayers } from "./layers.js";
 
 const LIVE_INTERVAL_MS = 90; // while drawing: at most one update per interval, never two at once
@@ -25,7 +27,7 @@ const compareBox = $("compare");
 // finals: stroke ends, files and re-sends of the drawing (a model switched, compare toggled); answered: the
 // number of the latest of those answered (or failed); updates: answers painted; lastUpdateMs: from the
 // stroke's end (or the file's choice) to every answer painted. ready: the models and their layers are shown.
-const page = (window.mnistPage = { finals: 0, answered: 0, updates: 0, lastUpdateMs: null, errors: 0, ready: false, model: null, compare: false });
+const page = (window.mnistPage = { finals: 0, answered: 0, updates: 0, lastUpdateMs: null, errors: 0, ready: false, model: null, compare: false, explanation });
 const models = { list: [], cards: {}, byName: {} }; // GET /models' entries, and each model's card
 let hasInk = false;
 let lastImage = null; // {blob, filename, fromCanvas}: what the answers on screen are for, sent again on a switch
@@ -65,6 +67,7 @@ async function loadModels() {
     ...listing.models.map((model) => new Option(`${model.name} (${model.architecture.name})`, model.name)),
   );
   buildAnswers(listing.models);
+  buildMethods(listing.models);
   const remembered = stored(STORED_MODEL);
   const chosen = models.byName[remembered] ? remembered : listing.default_model;
   compareBox.checked = stored(STORED_COMPARE) === "1" && listing.models.length > 1;
@@ -92,7 +95,9 @@ function chooseModel(name) {
   $("card-link").href = `/models/${encodeURIComponent(name)}`;
   showLayers(gridOutputs(model.outputs), models.cards[name].layers);
   showCards(name, compareBox.checked);
+  chooseExplainedModel(model, compareBox.checked);
   resetAnswers(lastImage ? "Asking…" : "Draw to start");
+  clearExplanation(lastImage ? "Asking…" : undefined);
   drawInput(null);
   timing.textContent = "";
   if (lastImage) send(lastImage.blob, lastImage.filename, { final: true, fromCanvas: lastImage.fromCanvas });
@@ -120,10 +125,11 @@ function render(body) {
   document.body.dataset.state = "ready";
 }
 
-function resetResults(message) {
+function resetResults(message, mapMessage = undefined) {
   resetAnswers(message);
   drawInput(null);
   clearLayers();
+  clearExplanation(mapMessage);
   timing.textContent = "";
 }
 
@@ -147,8 +153,8 @@ async function post(url, blob, filename, signal) {
   return { response, body };
 }
 
-// Sends one image to the chosen model (its layers) and, comparing, to every other (its answer); a newer
-// update aborts an older one, so an answer on screen is never stale.
+// Sends one image to the chosen model (its layers and where it looks) and, comparing, to every other (its
+// answer); a newer update aborts an older one, so an answer on screen is never stale.
 async function send(blob, filename, { final = false, startedAt = performance.now(), fromCanvas = true } = {}) {
   if (inFlight) inFlight.controller.abort();
   const controller = new AbortController();
@@ -164,6 +170,7 @@ async function send(blob, filename, { final = false, startedAt = performance.now
   try {
     const primary = post(`/feature-maps?model=${encodeURIComponent(model.name)}&format=compact&layers=${layers}`, blob, filename, controller.signal);
     const rest = others.map((other) => answerOf(other.name, blob, filename, controller.signal, mine));
+    rest.push(explain(blob, filename, controller.signal)); // the map: one more request of this update
     const { response, body } = await primary;
     const answeredAt = performance.now();
     if (inFlight !== mine) return;
@@ -221,7 +228,7 @@ function showError(status, message, fromCanvas) {
   if (status === 422 && fromCanvas) text = "Draw a digit… the model needs some ink to read.";
   else if (status === 0) text = "The service did not answer. Is it still running? Try again in a moment.";
   else text = message ? message[0].toUpperCase() + message.slice(1) : `The service answered ${status}.`;
-  resetResults("No prediction");
+  resetResults("No prediction", "No map: the model gave no answer.");
   setStatus(text, true);
   announce.textContent = text;
   document.body.dataset.state = "error";
@@ -345,6 +352,7 @@ function clearAll() {
   liveTimer = 0;
   pendingLive = false;
   lastImage = null;
+  resetTarget();
   clearPad();
   resetResults("Draw to start");
   setStatus("");
@@ -353,6 +361,7 @@ function clearAll() {
 }
 
 function wire() {
+  onPickDigit(pickDigit);
   pad.addEventListener("pointerdown", startStroke);
   pad.addEventListener("pointermove", moveStroke);
   pad.addEventListener("pointerup", endStroke);
