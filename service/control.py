@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from service.errors import ModelLoadError, ModelRefused, NotFound
-from service.policy import VersionPolicy, read_policy
+from service.policy import CONFIG_FILE, VersionPolicy, read_policy
 from service.repository import (
     LOADING,
     READY,
@@ -32,6 +32,7 @@ from service.repository import (
     ModelRepository,
     ServedModel,
     VersionFolder,
+    file_signature,
     load_runtime,
     scan,
     scan_model,
@@ -181,12 +182,7 @@ class ModelControl:
         try:
             policy = await anyio.to_thread.run_sync(read_policy, folders[0].path.parent)
         except ModelLoadError as err:
-            reason = self._reason(err)
-            log.warning("model %s: %s; keeping what is served", name, reason)
-            states = tuple((folder.version, UNAVAILABLE, f"refused: {reason}") for folder in folders)
-            repository.publish(name, current, ModelEntry(tuple(folders), None, states))
-            change.refused = dict.fromkeys((folder.version for folder in folders), reason)
-            return change
+            return self._refuse_config(name, folders, current, change, self._reason(err), retry)
         chosen = await self._load_selected(name, folders, policy, current, change, retry)
         states = self._states(name, folders, current, chosen)
         repository.publish(name, chosen, ModelEntry(tuple(folders), policy, states))
@@ -196,6 +192,29 @@ class ModelControl:
         found = {folder.version for folder in folders}
         for model in replaced:
             await self._retire([model], _why_retired(model.version, chosen, found))
+        return change
+
+    def _refuse_config(
+        self,
+        name: str,
+        folders: list[VersionFolder],
+        current: dict[str, ServedModel],
+        change: Change,
+        reason: str,
+        retry: bool,
+    ) -> Change:
+        # An unreadable config.json: what serves keeps serving; reported once until the file changes.
+        key, signature = (name, CONFIG_FILE), (file_signature(folders[0].path.parent / CONFIG_FILE),)
+        unchanged = self._refused.get(key) == (signature, reason)
+        self._refused[key] = (signature, reason)
+        states = tuple((folder.version, UNAVAILABLE, f"refused: {reason}") for folder in folders)
+        self.repository.publish(name, current, ModelEntry(tuple(folders), None, states))
+        refusals = dict.fromkeys((folder.version for folder in folders), reason)
+        if unchanged and not retry:
+            change.skipped = refusals
+            return change
+        log.warning("model %s: %s; keeping what is served", name, reason)
+        change.refused = refusals
         return change
 
     async def _load_selected(

@@ -34,7 +34,7 @@ READY, LOADING, UNAVAILABLE = "READY", "LOADING", "UNAVAILABLE"  # Triton's name
 Signature = tuple[tuple[int, int, int] | None, ...]
 
 
-def _stat(path: Path) -> tuple[int, int, int] | None:
+def file_signature(path: Path) -> tuple[int, int, int] | None:
     try:
         stat = os.stat(path)
     except OSError:
@@ -59,7 +59,7 @@ class VersionFolder:
         return self.path / CARD_FILE
 
     def signature(self) -> Signature:
-        return _stat(self.model_path), _stat(self.card_path)
+        return file_signature(self.model_path), file_signature(self.card_path)
 
 
 def _check_root(root: Path) -> None:

@@ -321,3 +321,16 @@ async def test_reread_retries_a_refused_version_only_when_its_files_change(
     (folder / "card.json").write_text(json.dumps(write_card))
     await app.state.model_control.reread("test")
     assert app.state.repository.versions("mnist_cnn") == ["2"]
+
+
+async def test_reread_reports_an_unreadable_config_once_until_it_changes(
+    served: tuple[FastAPI, httpx.AsyncClient], root: Path, digit_png: bytes
+) -> None:
+    app, client = served
+    (root / "mnist_cnn" / "config.json").write_text("{not json")
+    reports = [bool(await app.state.model_control.reread("test")) for _ in range(3)]
+    assert reports == [True, False, False]  # one warning, not one per poll
+    assert (await answering(client, digit_png))["version"] == "1"
+    write_config(root, {"all": {}})
+    assert [c.name for c in await app.state.model_control.reread("test")] == []  # readable again, nothing new
+    assert (await states(client))["1"] == ("READY", "")
