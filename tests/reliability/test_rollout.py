@@ -15,22 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from bench.rollout import (
+from bench.rollout import memory_cycle
+from bench.rollout_control import UNAVAILABLE, entry
+from bench.rollout_files import MODEL, OTHER
+from bench.rollout_load import Answer, Step, outside_timeline
+from bench.rollout_scenario import (
     BROKEN,
     CARD_ARRIVES,
     HALF_COPIED,
     MECHANISMS,
-    MODEL,
-    OTHER,
     RELOAD_OTHER,
-    UNAVAILABLE,
     UNLOAD_OTHER,
-    Answer,
     ScenarioResult,
-    Step,
-    entry,
-    memory_cycle,
-    outside_timeline,
     run_scenario,
 )
 from tests.paths import committed_repository
