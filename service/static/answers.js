@@ -105,7 +105,7 @@ export function showCards(selected, compare) {
   summarise();
 }
 
-/** Calls `handler(digit)` when a bar of the chosen model's card is pressed (clicked, or Enter or Space). */
+/** Calls `handler(digit, predicted)` when a bar of the chosen card is pressed (clicked, or Enter or Space). */
 export function onPickDigit(handler) {
   view.onPick = handler;
 }

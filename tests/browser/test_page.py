@@ -15,7 +15,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browser.pages import PageProblems, wait_until_ready
+from tests.browser.pages import (
+    DOT,
+    FOUR,
+    ONE,
+    SEVEN,
+    PageProblems,
+    choose_model,
+    draw,
+    draw_and_wait,
+    finals,
+    grid_names,
+    grid_outputs,
+    model_named,
+    served,
+    wait_for_answer,
+    wait_until_ready,
+)
 from tests.browser.repositories import THIRD_MODEL
 from tests.paths import REPO_ROOT, mnist_test_files
 from tests.service.images import encode
@@ -24,12 +40,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwr
 expect = sync_api.expect
 Page = sync_api.Page
 
-# Strokes in canvas units: (0, 0) top left, (1, 1) bottom right.
-ONE = [[(0.5, 0.15), (0.5, 0.85)]]
-SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]]
-FOUR = [[(0.58, 0.14), (0.24, 0.6), (0.78, 0.6)], [(0.6, 0.36), (0.6, 0.88)]]
-DOT = [[(0.5, 0.5)]]  # a tap: one round brush mark, no digit
-STATIC_FILES = ["app.js", "layers.js", "answers.js", "style.css", "favicon.svg"]
+STATIC_FILES = ["app.js", "layers.js", "answers.js", "explain.js", "style.css", "favicon.svg"]
 MNIST_INDEX = 1  # a 2 in the MNIST test set
 # An update takes ~30-50 ms on an idle machine and several times that on a busy one (Chromium, the server and
 # other work share 2 cores). 1 s is 20-30x: it fails on an update slowed to a second, not on a loaded box;
@@ -38,8 +49,6 @@ LATENCY_BOUND_MS = 1000
 BACKGROUND = (23, 26, 35)  # style.css' panel colour, behind and between a layer's tiles
 EDGE_PX = 3  # a grid's tiles end this close to its frame's right edge: the 2 px gap, and rounding
 
-# True once the page has sent n stroke ends or files and answered the latest of them.
-ANSWERED = "(n) => window.mnistPage.finals >= n && window.mnistPage.answered === window.mnistPage.finals"
 # Pixel statistics of a canvas: variance of R+G+B, and the number of distinct colours.
 CANVAS_STATS = """(canvas) => {
   const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
@@ -77,39 +86,6 @@ GRID_ROWS = """(canvas, background) => {
 }"""
 
 
-def draw(page: Page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Draw polylines with the mouse in many small steps, the way a hand moves (a one-point stroke is a tap)."""
-    page.get_by_test_id("draw-canvas").scroll_into_view_if_needed()
-    box = page.get_by_test_id("draw-canvas").bounding_box()
-    assert box is not None
-
-    def at(x: float, y: float) -> tuple[float, float]:
-        return box["x"] + x * box["width"], box["y"] + y * box["height"]
-
-    for stroke in strokes:
-        page.mouse.move(*at(*stroke[0]))
-        page.mouse.down()
-        for point in stroke[1:]:
-            page.mouse.move(*at(*point), steps=15)
-        page.mouse.up()
-
-
-def finals(page: Page) -> int:
-    """How many stroke ends and files the page has sent so far."""
-    return page.evaluate("() => window.mnistPage.finals")
-
-
-def wait_for_answer(page: Page, count: int) -> None:
-    """Wait until the page has sent `count` stroke ends or files and shown the answer to the last one."""
-    page.wait_for_function(ANSWERED, arg=count)
-
-
-def draw_and_wait(page: Page, strokes: list[list[tuple[float, float]]]) -> None:
-    before = finals(page)
-    draw(page, strokes)
-    wait_for_answer(page, before + len(strokes))
-
-
 def upload_and_wait(page: Page, name: str, mime_type: str, data: bytes) -> None:
     before = finals(page)
     page.get_by_test_id("file-input").set_input_files(files=[{"name": name, "mimeType": mime_type, "buffer": data}])
@@ -132,35 +108,9 @@ def blank_png() -> bytes:
     return encode(Image.fromarray(np.zeros((64, 64), np.uint8)))
 
 
-def served(page: Page) -> dict:
-    """GET /models: the default model's name and every model with its outputs in forward order."""
-    return page.request.get("/models").json()
-
-
-def model_named(listing: dict, name: str) -> dict:
-    return next(model for model in listing["models"] if model["name"] == name)
-
-
-def grid_outputs(model: dict) -> list[dict]:
-    """The outputs the page draws as grids: all but the ten class scores (logits, probabilities), its bars."""
-    return [o for o in model["outputs"] if not (o["kind"] in ("dense", "probabilities") and o["shape"] == [10])]
-
-
-def grid_names(model: dict) -> list[str]:
-    return [output["name"] for output in grid_outputs(model)]
-
-
 def shown_layers(page: Page) -> list[str]:
     canvases = page.get_by_test_id("feature-maps").locator("canvas")
     return canvases.evaluate_all("(all) => all.map((c) => c.dataset.layer)")
-
-
-def choose_model(page: Page, name: str) -> None:
-    """Pick a model in the switch and wait for its layers to replace the grids."""
-    page.get_by_test_id("model-select").select_option(name)
-    expect(page.get_by_test_id("feature-maps").locator("canvas").first).to_have_attribute(
-        "data-layer", grid_names(model_named(served(page), name))[0]
-    )
 
 
 def assert_layers_painted(page: Page, names: list[str]) -> None:
