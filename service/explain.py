@@ -1,13 +1,17 @@
 """Where a model looks: attribution maps over the 28x28 input, computed with numpy and onnxruntime only.
 
 - occlusion: the input with a patch blanked at every position, all copies in one batched run; a pixel's
-  attribution is the mean drop in the target's log-probability over the patches that cover it.
+  attribution is the mean drop in the target's log-probability (of the probabilities served, calibration
+  included) over the patches that cover it.
 - gradcam: Grad-CAM from the last convolutional layer. Where that layer is followed only by flatten or
   global average pooling and a dense layer, the gradient of a logit with respect to the layer is constant:
   the dense weights (divided by H*W after pooling). So no autograd is needed: the weights are read from the
-  ONNX initializers at load (service/onnx_graph.py). The map is kept signed (Grad-CAM's final ReLU is left
-  out): positive is evidence for the target, negative against. Placed on the input by each cell's receptive
-  field centre, found by walking the graph's convolutions and pools back to the input.
+  ONNX initializers at load (service/onnx_graph.py). The class map is kept signed (Grad-CAM's final ReLU is
+  left out: positive is evidence for the target, negative against), placed on the input by each cell's
+  receptive field centre (found by walking the graph's convolutions and pools back to the input), and
+  multiplied by the input, as gradient x input is: a blank pixel is the baseline and cannot be evidence.
+  NOTE: without that product the coarse map (3x3 cells on the classic net) spreads over the paper around
+  the digit and ranks it first; the deletion test (docs/explain.md) then scored it worse than random ink.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
 
 METHODS = ("occlusion", "gradcam")
 SIDE = IMAGE_SHAPE[-1]  # 28
-DEFAULT_PATCH, DEFAULT_STRIDE = 7, 3  # 8 x 8 = 64 occluded copies: one full batch
+DEFAULT_PATCH, DEFAULT_STRIDE = 7, 3  # 8 x 8 = 64 occluded copies and the input: one run of 65 images
 MAX_COPIES = SIDE * SIDE
 MAP_KINDS, POOLED_KINDS = ("conv", "block"), ("flatten", "gap")
 SPATIAL_OPS = ("Conv", "MaxPool", "AveragePool")
@@ -46,10 +50,10 @@ class GradCam:
     rows: np.ndarray  # (28, H) bilinear weights from the layer's cells to the input's rows
     cols: np.ndarray  # (28, W)
 
-    def attribution(self, activations: np.ndarray, target: int) -> np.ndarray:
-        """(C, H, W) activations of the layer -> the (28, 28) class activation map for the target."""
+    def attribution(self, activations: np.ndarray, image: np.ndarray, target: int) -> np.ndarray:
+        """(C, H, W) activations of the layer and the (28, 28) input -> the target's map, (28, 28)."""
         cam = np.tensordot(self.weights[target], activations.astype(np.float64), axes=1)  # (H, W)
-        return self.rows @ cam @ self.cols.T
+        return (self.rows @ cam @ self.cols.T) * image
 
 
 def plan_gradcam(contract: Contract, graph: Graph) -> GradCam | str:
@@ -169,12 +173,6 @@ def occluded(image: np.ndarray, patch: int, stride: int) -> tuple[np.ndarray, np
     return copies.astype(np.float32, copy=False), masks
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """(N, classes) logits -> log-probabilities, in float64 (no underflow for unlikely classes)."""
-    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
 def occlusion_map(base: float, scores: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """The mean drop from base of the target's score (P,) over the patches (P, 28, 28) covering each pixel."""
     coverage = masks.sum(axis=0)  # (28, 28)
@@ -199,10 +197,7 @@ class Explainer:
 
     def __init__(self, predictor: Predictor, gradcam: GradCam | str) -> None:
         self.predictor = predictor
-        contract = predictor.engine.runtime.contract
-        self.probabilities = contract.probabilities
-        dense = [spec.name for spec in contract.outputs if spec.kind == "dense"]
-        self.logits = dense[-1] if dense else None  # occlusion scores from logits when the model has them
+        self.probabilities = predictor.engine.runtime.contract.probabilities
         self.gradcam = gradcam if isinstance(gradcam, GradCam) else None
         self.unsupported = {} if self.gradcam else {"gradcam": str(gradcam)}  # method -> why not
 
@@ -217,7 +212,8 @@ class Explainer:
             raise BadRequest(f"unknown method {method[:20]!r}: choose {' or '.join(METHODS)}")
         if method in self.unsupported:
             raise BadRequest(f"this model has no {method}: {self.unsupported[method]}; use occlusion")
-        check_occlusion(patch, stride)
+        if method == "occlusion":
+            check_occlusion(patch, stride)
         classes = self.predictor.engine.runtime.contract.output(self.probabilities)
         return check_target(target, classes.shape[0] if classes else 10)
 
@@ -229,13 +225,10 @@ class Explainer:
         infer_start = time.perf_counter()
         if method == "occlusion":
             copies, masks = occluded(image[0], patch, stride)
-            scores_name = self.logits or self.probabilities
-            values = await self.predictor.engine.infer(
-                np.concatenate([image, copies]), tuple(dict.fromkeys((self.probabilities, scores_name)))
-            )
-            probabilities = values[self.probabilities][0]
+            every = await self.predictor.engine.infer(np.concatenate([image, copies]), (self.probabilities,))
+            probabilities = every[self.probabilities][0]  # (P + 1, classes): the input first
             target = int(probabilities.argmax()) if target is None else target
-            scores = _log_probabilities(values[scores_name], from_logits=self.logits is not None)[:, target]
+            scores = log_probabilities(every[self.probabilities][:, target])
             attribution = occlusion_map(float(scores[0]), scores[1:], masks)
             parameters: dict[str, Any] = {"patch": patch, "stride": stride, "copies": len(copies)}
         else:
@@ -243,7 +236,7 @@ class Explainer:
             values = await self.predictor.engine.infer(image, (self.probabilities, self.gradcam.layer))
             probabilities = values[self.probabilities][0]
             target = int(probabilities.argmax()) if target is None else target
-            attribution = self.gradcam.attribution(values[self.gradcam.layer][0], target)
+            attribution = self.gradcam.attribution(values[self.gradcam.layer][0], image[0, 0], target)
             parameters = {"layer": self.gradcam.layer}
         timings = {"decode_preprocess": _ms(prepared.seconds[0]), "inference": _ms(time.perf_counter() - infer_start)}
         timings["total"] = _ms(time.perf_counter() - start)
@@ -289,10 +282,9 @@ class Explanation:
     timings: dict[str, float]
 
 
-def _log_probabilities(values: np.ndarray, *, from_logits: bool) -> np.ndarray:
-    if from_logits:
-        return log_softmax(values)
-    return np.log(np.maximum(values.astype(np.float64), 1e-30))
+def log_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """Probabilities -> their logs in float64, floored at 1e-30 (a float32 probability can underflow to 0)."""
+    return np.log(np.maximum(probabilities.astype(np.float64), 1e-30))
 
 
 def _ms(seconds: float) -> float:

@@ -15,7 +15,7 @@ from onnx import numpy_helper
 from PIL import Image
 
 from service.config import Settings
-from service.explain import GradCam, log_softmax, occluded, occlusion_map, plan_gradcam
+from service.explain import GradCam, log_probabilities, occluded, occlusion_map, plan_gradcam
 from service.repository import load_runtime, scan
 from service.runtime import ModelRuntime
 from tests.paths import COMMITTED_MODELS, committed_repository
@@ -86,9 +86,9 @@ def test_occlusion_map_is_positive_only_where_the_score_dropped() -> None:
     assert attribution[7:14, 7:14].min() == 2.0 and attribution.sum() == 2.0 * 49
 
 
-def test_log_softmax_keeps_unlikely_classes_finite() -> None:
-    scores = log_softmax(np.array([[0.0, 200.0]], np.float32))
-    assert np.isfinite(scores).all() and scores[0, 0] == pytest.approx(-200.0)
+def test_log_probabilities_keep_an_underflowed_class_finite() -> None:
+    scores = log_probabilities(np.array([0.0, 1e-12, 1.0], np.float32))
+    assert np.isfinite(scores).all() and scores[1] == pytest.approx(np.log(1e-12), rel=1e-6) and scores[2] == 0
 
 
 # ---- the API -----------------------------------------------------------------------------------------
