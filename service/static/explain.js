@@ -203,7 +203,8 @@ function about(method, parameters, target) {
   }
   if (method === "gradcam") {
     return `Grad-CAM from ${parameters.layer}, the last convolutional layer: its maps weighted by how much each ` +
-      `channel adds to the score of ${target}, placed back on the input. Red adds to it, blue takes away.`;
+      `channel adds to the score of ${target}, placed back on the input and read where the ink is. ` +
+      `Red adds to it, blue takes away.`;
   }
   return `${NAMES[method] || method}: red speaks for ${target}, blue against.`;
 }
