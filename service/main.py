@@ -127,8 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model_control = None  # loads and unloads model versions while serving
     for feature in (predict, feature_maps, explain, model, health, metrics, v2, repository, web, docs):
         app.include_router(feature.router)
+    app.include_router(v2.infer_router)
     install_error_handlers(app)
-    app.add_middleware(HotRoutes, routes=predict.router.routes)  # innermost: keys, CORS and metrics still apply
+    app.add_middleware(
+        HotRoutes, routes=[*predict.router.routes, *v2.infer_router.routes]
+    )  # innermost: keys, CORS, metrics apply
     install_api_keys(app, settings)  # inside CORS: preflights need no key, 401s get CORS headers
     if settings.cors_origins:
         app.add_middleware(

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.config import Settings
 from service.errors import Unauthorized
 from service.handlers import error_response
+from service.routing import route_path
 
 # Paths anyone may reach (matched whole, against the path the router sees). Route templates such as
 # /v2/models/{model_name} match too, so the OpenAPI document can be marked with the same rule.
@@ -45,15 +46,6 @@ CHALLENGE = 'Bearer realm="mnist"'
 def _digest(key: bytes) -> bytes:
     # Comparing fixed-length digests hides the keys' lengths as well as their contents.
     return hashlib.sha256(key).digest()
-
-
-def _route_path(scope: Scope) -> str:
-    # The path the router matches: without root_path (as starlette._utils.get_route_path does).
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
-        return path[len(root) :] or "/"
-    return path
 
 
 def presented_keys(headers: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
@@ -98,7 +90,7 @@ class ApiKeyMiddleware:
         self.is_open = is_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self.is_open(_route_path(scope)):
+        if scope["type"] not in ("http", "websocket") or self.is_open(route_path(scope)):
             await self.app(scope, receive, send)
             return
         candidates = presented_keys(scope["headers"])

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from service.errors import ModelNotReady
+from service.routing import LeanRoute
 from service.schemas import ErrorResponse
 from service.uploads import read_body
 from service.v2 import InferResponse, OpenInference, server_metadata
@@ -136,20 +137,42 @@ async def check_model_version_ready(model_name: str, model_version: str, plane: 
     return _health(plane is not None and plane.is_ready(model_name, model_version))
 
 
-@router.post("/models/{model_name}/infer", response_class=Response, responses=INFER_ANSWERS, openapi_extra=INFER_BODY)
-async def infer_model(request: Request, model_name: str, plane: OpenInferenceDep) -> Response:
+# NOTE: the hot path, as /predict: LeanRoute (no dependency injection, no router scan: service/routing.py).
+# The endpoints read their path parameters themselves; _path_parameters documents them.
+infer_router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"], route_class=LeanRoute)
+
+
+def _path_parameters(*names: str) -> dict[str, Any]:
+    return {
+        "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+    }
+
+
+async def _infer_request(request: Request) -> Response:
+    plane: OpenInference | None = request.app.state.open_inference
+    if plane is None:
+        raise ModelNotReady("the model is not loaded yet: retry in a moment (watch /v2/health/ready)")
+    params = request.path_params
+    return await _infer(request, plane, params["model_name"], params.get("model_version"))
+
+
+@infer_router.post(
+    "/models/{model_name}/infer",
+    response_class=Response,
+    responses=INFER_ANSWERS,
+    openapi_extra={**INFER_BODY, **_path_parameters("model_name")},
+)
+async def infer_model(request: Request) -> Response:
     """Run the model on a V2 inference request, in JSON or with binary tensors."""
-    return await _infer(request, plane, model_name, None)
+    return await _infer_request(request)
 
 
-@router.post(
+@infer_router.post(
     "/models/{model_name}/versions/{model_version}/infer",
     response_class=Response,
     responses=INFER_ANSWERS,
-    openapi_extra=INFER_BODY,
+    openapi_extra={**INFER_BODY, **_path_parameters("model_name", "model_version")},
 )
-async def infer_model_version(
-    request: Request, model_name: str, model_version: str, plane: OpenInferenceDep
-) -> Response:
+async def infer_model_version(request: Request) -> Response:
     """Run one version of the model on a V2 inference request."""
-    return await _infer(request, plane, model_name, model_version)
+    return await _infer_request(request)
