@@ -41,6 +41,7 @@ async def one_request(app: Any, body: Body) -> int:
             (b"host", b"127.0.0.1"),
             (b"content-type", body.content_type.encode()),
             (b"content-length", str(len(body.data)).encode()),
+            *((name.lower().encode(), value.encode()) for name, value in body.headers().items()),
         ],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),

@@ -26,6 +26,10 @@ wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
+local json_length = os.getenv("BENCH_HEADER_LENGTH") or ""
+if json_length ~= "" then
+  wrk.headers["Inference-Header-Content-Length"] = json_length
+end
 local limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
 if limit > 0 then
   local count = 0
@@ -55,6 +59,13 @@ class Body:
     path: str
     content_type: str
     data: bytes
+    header_length: int | None = None  # V2 binary tensors: Inference-Header-Content-Length, the JSON's bytes
+
+    def headers(self) -> dict[str, str]:
+        """Its headers besides Content-Type and Content-Length."""
+        if self.header_length is None:
+            return {}
+        return {"Inference-Header-Content-Length": str(self.header_length)}
 
 
 def multipart(field: str, files: list[bytes]) -> Body:
@@ -76,12 +87,25 @@ def bodies(png: bytes) -> dict[str, Body]:
         "inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": pixels.ravel().tolist()}],
         "outputs": [{"name": "probabilities"}],
     }
+    binary = {
+        "inputs": [
+            {"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32", "parameters": {"binary_data_size": 3136}}
+        ],
+        "outputs": [{"name": "probabilities"}],
+    }
+    binary_json = json.dumps(binary, separators=(",", ":")).encode()
     return {
         "/predict": Body("/predict", single.content_type, single.data),
         "/feature-maps?format=compact": Body("/feature-maps?format=compact", single.content_type, single.data),
         "/predict/batch (8 files)": Body("/predict/batch", single.content_type, multipart("files", [png] * 8).data),
         "V2 infer (JSON, 1 image)": Body(
             "/v2/models/mnist_cnn/infer", "application/json", json.dumps(v2, separators=(",", ":")).encode()
+        ),
+        "V2 infer (binary, 1 image)": Body(
+            "/v2/models/mnist_cnn/infer",
+            "application/octet-stream",
+            binary_json + pixels.astype("<f4").tobytes(),
+            header_length=len(binary_json),
         ),
     }
 
@@ -126,6 +150,7 @@ def run_wrk(
         "BENCH_BODY": str(body_file),
         "BENCH_CONTENT_TYPE": body.content_type,
         "BENCH_LIMIT": str(-(-limit // threads) if limit else 0),
+        "BENCH_HEADER_LENGTH": "" if body.header_length is None else str(body.header_length),
     }
     done_dir = work_dir / "done"
     shutil.rmtree(done_dir, ignore_errors=True)

@@ -47,9 +47,8 @@ def log(message: str) -> None:
 
 
 def answers_200(base_url: str, body: Body) -> bool:
-    request = urllib.request.Request(
-        base_url + body.path, data=body.data, headers={"Content-Type": body.content_type}, method="POST"
-    )
+    headers = {"Content-Type": body.content_type, **body.headers()}
+    request = urllib.request.Request(base_url + body.path, data=body.data, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status == 200

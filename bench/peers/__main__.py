@@ -74,6 +74,7 @@ def our_service(requests: dict[str, Body]) -> Target:
     endpoints = [
         ("our service, /predict", "multipart PNG", requests[IMAGE_REQUEST]),
         ("our service, V2 infer", "V2 JSON", requests[V2_REQUEST]),
+        ("our service, V2 infer", "V2 binary tensor", requests["V2 infer (binary, 1 image)"]),
     ]
     return Target("service", server, endpoints)
 
@@ -87,9 +88,8 @@ def peer_target(peer: Peer, requests: dict[str, Body]) -> Target:
 
 def answered_digit(base_url: str, body: Body) -> int:
     """POST body until it answers 200 (ANSWER_TIMEOUT), and read the digit from /predict or V2 JSON."""
-    request = urllib.request.Request(
-        base_url + body.path, data=body.data, headers={"Content-Type": body.content_type}, method="POST"
-    )
+    headers = {"Content-Type": body.content_type, **body.headers()}
+    request = urllib.request.Request(base_url + body.path, data=body.data, headers=headers, method="POST")
     deadline, last = time.monotonic() + ANSWER_TIMEOUT, "no answer"
     while time.monotonic() < deadline:
         try:
