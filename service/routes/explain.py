@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from service.deps import check_query, model_of, read_image, settings_of
@@ -27,29 +28,36 @@ StrideQuery = Annotated[int, Query(description="occlusion: pixels between patch 
 ANSWERS = error_responses(400, 404, 413, 415, 422, 503)
 
 
-async def _explained(
-    request: Request, method: str, target: str | None, patch: int, stride: int, picture: bool
-) -> Response:
+@dataclass(frozen=True, slots=True)
+class ExplainQuery:
+    """What both routes take in the query (FastAPI reads and documents each field)."""
+
+    method: MethodQuery = "occlusion"
+    target: TargetQuery = None
+    patch: PatchQuery = DEFAULT_PATCH
+    stride: StrideQuery = DEFAULT_STRIDE
+
+
+ExplainDep = Annotated[ExplainQuery, Depends()]
+
+
+async def _explained(request: Request, asked: ExplainQuery, *, picture: bool) -> Response:
     check_query(request, QUERY)
-    model_of(request).explainer.check(method, target, patch, stride)  # 400 or 404 before the body is read
+    method, patch, stride = asked.method, asked.patch, asked.stride
+    model_of(request).explainer.check(method, asked.target, patch, stride)  # 400 or 404 before the body is read
     upload = await read_image(request, settings_of(request))
     with model_of(request) as model:  # the version serving now, held until its answer is computed
-        asked = model.explainer.check(method, target, patch, stride)
+        target = model.explainer.check(method, asked.target, patch, stride)
+        explainer = model.explainer
         if picture:
-            return Response(await model.explainer.picture(upload, method, asked, patch, stride), media_type="image/png")
-        return json_response(await model.explainer.explain(upload, method, asked, patch, stride))
+            return Response(await explainer.picture(upload, method, target, patch, stride), media_type="image/png")
+        return json_response(await explainer.explain(upload, method, target, patch, stride))
 
 
 @router.post("", response_model=ExplainResponse, responses=ANSWERS, openapi_extra=image_request_body("file"))
-async def explain_digit(
-    request: Request,
-    method: MethodQuery = "occlusion",
-    target: TargetQuery = None,
-    patch: PatchQuery = DEFAULT_PATCH,
-    stride: StrideQuery = DEFAULT_STRIDE,
-) -> Response:
+async def explain_digit(request: Request, asked: ExplainDep) -> Response:
     """Which pixels made the model answer (or not answer) the target class: positive is evidence for it."""
-    return await _explained(request, method, target, patch, stride, picture=False)
+    return await _explained(request, asked, picture=False)
 
 
 @router.post(
@@ -58,12 +66,6 @@ async def explain_digit(
     responses={200: {"content": {"image/png": {}}, "description": "The heatmap over the input."}, **ANSWERS},
     openapi_extra=image_request_body("file"),
 )
-async def draw_explanation(
-    request: Request,
-    method: MethodQuery = "occlusion",
-    target: TargetQuery = None,
-    patch: PatchQuery = DEFAULT_PATCH,
-    stride: StrideQuery = DEFAULT_STRIDE,
-) -> Response:
+async def draw_explanation(request: Request, asked: ExplainDep) -> Response:
     """The attribution as a heatmap over the input the model saw: red for the target, blue against, a legend."""
-    return await _explained(request, method, target, patch, stride, picture=True)
+    return await _explained(request, asked, picture=True)
