@@ -85,13 +85,15 @@ def memory_flatness(
         server.stop()
 
 
-def workers_cell(body: Body, seconds: float, work_dir: Path) -> Result:
-    """/predict at c=32 on `python -m service --workers 2`: does a second worker use the second core?"""
+def workers_cells(body: Body, seconds: float, work_dir: Path) -> tuple[dict[int, Result], float]:
+    """/predict at c=32 and 128 on `python -m service --workers 2` (does a second worker use the second core?),
+    and the RSS of the supervisor and both workers after them, in MiB."""
     server = servers.service(SERVICE_PORT, None, workers=2)
     server.start(work_dir)
     try:
         run_wrk(server.url, body, work_dir, connections=8, seconds=2, cpus=None)  # warm both workers
-        return run_wrk(server.url, body, work_dir, connections=32, seconds=seconds, cpus=None)
+        results = {c: run_wrk(server.url, body, work_dir, connections=c, seconds=seconds, cpus=None) for c in (32, 128)}
+        return results, server.rss_mib()
     finally:
         server.stop()
 
@@ -182,8 +184,13 @@ def main() -> None:
             service.stop()
             reference.stop()
         if not args.quick and not pinned:
-            log("/predict c=32 on the service with --workers 2")
-            table.append(row("/predict, service --workers 2", 32, workers_cell(predict, seconds, work_dir)))
+            log("/predict c=32 and 128 on the service with --workers 2")
+            results, workers_rss = workers_cells(predict, seconds, work_dir)
+            table += [row("/predict, service --workers 2", c, result) for c, result in results.items()]
+            notes.append(
+                f"- `--workers 2`: {workers_rss:.0f} MiB resident for the supervisor and both workers after its cells "
+                f"(one worker: {service_rss:.0f} MiB after all of its own); each worker batches only its own requests."
+            )
 
         log(f"memory phase: {flat_first:,} then {flat_total:,} requests on a fresh service")
         after_first, after_total = memory_flatness(flat_first, flat_total, server_cpus, wrk_cpus, work_dir)
