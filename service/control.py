@@ -3,7 +3,7 @@
 A new version is loaded and verified exactly as at start-up (sha256, contract, a test run), warmed up and
 started; only then does it take traffic, in one swap of the served map. The versions it replaces stop taking
 new requests at that swap, finish the ones they hold, and are then stopped and released. One change at a time.
-Triggers: the control endpoints, SIGHUP and, with MNIST_MODEL_CONTROL=poll, a timer (see run_poller).
+Triggers: the control endpoints, SIGHUP and, with MNIST_MODEL_CONTROL=poll, a timer (service/watch.py).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from service.repository import (
     ModelEntry,
     ModelRepository,
     ServedModel,
+    Signature,
     VersionFolder,
     file_signature,
     load_runtime,
@@ -251,7 +252,7 @@ class ModelControl:
         self._mark_loading(folder)
         started = time.perf_counter()
         try:
-            model = await anyio.to_thread.run_sync(self._build_version, folder)
+            model = await anyio.to_thread.run_sync(self._build_version, folder, signature)
             await model.engine.__aenter__()
         except Exception as err:  # ModelLoadError, or anything a broken file provokes: never the server's end
             reason = self._reason(err)
@@ -272,9 +273,8 @@ class ModelControl:
         reason = str(err) if isinstance(err, ModelLoadError) else f"unexpected {type(err).__name__}: {err}"
         return reason.replace(f"{self.repository.root}{os.sep}", "")  # paths inside the repository, short
 
-    def _build_version(self, folder: VersionFolder) -> ServedModel:
+    def _build_version(self, folder: VersionFolder, signature: Signature) -> ServedModel:
         # On a worker thread: read, verify, build and warm; the event loop keeps serving meanwhile.
-        signature = folder.signature()
         runtime = load_runtime(folder, intra_op_threads=self._threads)
         if folder.signature() != signature:  # written to while it was read: a later read gets it whole
             raise ModelLoadError(f"{folder.path} changed while it was being loaded: it is still being copied")

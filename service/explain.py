@@ -27,6 +27,7 @@ from service.contract import IMAGE_SHAPE, INPUT_LAYER, Contract
 from service.errors import BadRequest
 from service.featuremaps import encode_map, png_bytes
 from service.heatmap import render_explanation
+from service.inference import ms
 from service.onnx_graph import Graph, Node
 
 if TYPE_CHECKING:
@@ -238,8 +239,8 @@ class Explainer:
             target = int(probabilities.argmax()) if target is None else target
             attribution = self.gradcam.attribution(values[self.gradcam.layer][0], image[0, 0], target)
             parameters = {"layer": self.gradcam.layer}
-        timings = {"decode_preprocess": _ms(prepared.seconds[0]), "inference": _ms(time.perf_counter() - infer_start)}
-        timings["total"] = _ms(time.perf_counter() - start)
+        timings = {"decode_preprocess": ms(prepared.seconds[0]), "inference": ms(time.perf_counter() - infer_start)}
+        timings["total"] = ms(time.perf_counter() - start)
         return Explanation(image[0, 0], attribution, probabilities, target, method, parameters, timings)
 
     async def explain(self, upload: Upload, method: str, target: int | None, patch: int, stride: int) -> dict[str, Any]:
@@ -285,7 +286,3 @@ class Explanation:
 def log_probabilities(probabilities: np.ndarray) -> np.ndarray:
     """Probabilities -> their logs in float64, floored at 1e-30 (a float32 probability can underflow to 0)."""
     return np.log(np.maximum(probabilities.astype(np.float64), 1e-30))
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000.0, 3)

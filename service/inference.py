@@ -117,7 +117,8 @@ def _quoted(name: str) -> str:
     return repr(name if len(name) <= 40 else name[:40] + "...")
 
 
-def _ms(seconds: float) -> float:
+def ms(seconds: float) -> float:
+    """Seconds -> milliseconds, to the microsecond, as every answer's timings_ms gives them."""
     return round(seconds * 1000.0, 3)
 
 
@@ -207,9 +208,9 @@ class Predictor:
         end = time.perf_counter()
         timings = [
             {
-                "decode_preprocess": _ms(seconds),
-                "inference": _ms(end - infer_start),
-                "total": _ms(end - start),
+                "decode_preprocess": ms(seconds),
+                "inference": ms(end - infer_start),
+                "total": ms(end - start),
             }
             for seconds in prepared.seconds
         ]
@@ -225,9 +226,9 @@ class Predictor:
         values = await self.engine.infer(images, tuple(dict.fromkeys((contract.probabilities, *layers))))
         end = time.perf_counter()
         timing = {
-            "decode_preprocess": _ms(prepared.seconds[0]),
-            "inference": _ms(end - infer_start),
-            "total": _ms(end - start),
+            "decode_preprocess": ms(prepared.seconds[0]),
+            "inference": ms(end - infer_start),
+            "total": ms(end - start),
         }
         result = self._predictions(values[contract.probabilities], [timing], prepared.inks)[0]
         result["input"] = encode_map(INPUT_LAYER, "input", images[0], fmt)  # (1, 28, 28)

@@ -149,9 +149,7 @@ def _path_parameters(*names: str) -> dict[str, Any]:
 
 
 async def _infer_request(request: Request) -> Response:
-    plane: OpenInference | None = request.app.state.open_inference
-    if plane is None:
-        raise ModelNotReady("the model is not loaded yet: retry in a moment (watch /v2/health/ready)")
+    plane = await get_open_inference(request)  # a lean route resolves its dependency itself
     params = request.path_params
     return await _infer(request, plane, params["model_name"], params.get("model_version"))
 
