@@ -37,10 +37,20 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     return parser.parse_args(argv)
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging setup, plus our `service` loggers on its default handler."""
+def log_config(level: str, line_format: str = "text") -> dict[str, Any]:
+    """uvicorn's logging setup, plus our `service` loggers on its default handler and the request ID on every
+    line written while a request is served; `json` swaps both formatters for one JSON object per line."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["service"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    config["filters"] = {"request_id": {"()": "service.logs.RequestIdFilter"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["request_id"]
+    formatters = config["formatters"]
+    if line_format == "json":
+        config["formatters"] = {name: {"()": "service.logs.JsonFormatter"} for name in formatters}
+    else:
+        for formatter in formatters.values():
+            formatter["fmt"] += "%(request_suffix)s"
     return config
 
 
@@ -88,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        log_config=log_config(args.log_level),
+        log_config=log_config(args.log_level, settings.log_format),
         timeout_graceful_shutdown=settings.shutdown_timeout,  # a stalled client cannot hold SIGTERM off
         # NOTE: uvicorn's default of 5 s races clients that keep idle connections as long: a request sent
         # as the server closes the connection fails (a ReadError in the soak test, 502s behind a proxy).

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of the server and the service."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: uvicorn's lines, with the request ID; json: one JSON object per line, for log shippers.",
+    )
     keep_alive_timeout: int = Field(
         default=75,
         ge=1,

@@ -16,6 +16,7 @@ from service.control import ControlObservers, ModelControl
 from service.errors import ModelLoadError
 from service.handlers import install_error_handlers
 from service.inference import InferenceEngine, Predictor
+from service.logs import RequestIds
 from service.metrics import Metrics, MetricsMiddleware
 from service.repository import ModelRepository, ServedModel
 from service.routes import docs, explain, feature_maps, health, metrics, model, predict, repository, v2, web
@@ -108,11 +109,18 @@ class OneLineStartupFailure:
         await self.app(scope, receive, send_plain)
 
 
+class App(FastAPI):
+    """FastAPI with the request ID outside its whole stack, so that even the 500 handler's answer carries it."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestIds(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app from settings (default: the environment's); the model loads in the lifespan."""
     settings = settings or get_settings()
     # docs_url and redoc_url off: FastAPI's pages load from a CDN; service/routes/docs.py serves them offline
-    app = FastAPI(
+    app = App(
         title="MNIST convnet",
         version="1.0.0",
         description=DESCRIPTION,
