@@ -49,6 +49,7 @@ class InferenceEngine:
         on_batch: Callable[[int], None] | None = None,
         on_queued: Callable[[float], None] | None = None,
         on_request: Callable[[], None] | None = None,
+        alone: Callable[[], bool] | None = None,
     ) -> None:
         self.runtime = runtime
         self._on_request = on_request
@@ -58,6 +59,7 @@ class InferenceEngine:
             max_delay=max_batch_delay_ms / 1000.0,
             on_batch=on_batch,
             on_queued=on_queued,
+            alone=alone,
         )
 
     async def __aenter__(self) -> InferenceEngine:

@@ -48,6 +48,7 @@ def build_model_control(settings: Settings, metrics: Metrics) -> ModelControl:
             on_batch=observers.batch_size,
             on_queued=observers.queued,
             on_request=observers.request,
+            alone=metrics.alone,
         )
         return ServedModel(runtime, engine, Predictor(engine, max_pixels=settings.max_image_pixels))
 

@@ -32,6 +32,12 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.in_flight = 0  # HTTP requests in the server now (MetricsMiddleware counts them)
+        Gauge(
+            "mnist_http_requests_in_flight",
+            "HTTP requests being served now (this one, a scrape, included).",
+            registry=self.registry,
+        ).set_function(lambda: self.in_flight)
         self.requests = Counter(
             "mnist_http_requests",
             "HTTP requests answered, by method, route template and status code.",
@@ -108,6 +114,10 @@ class Metrics:
         with suppress(KeyError):
             self.model_info.remove(name, version, sha256)
 
+    def alone(self) -> bool:
+        """True while at most one HTTP request is in the server (the caller's own)."""
+        return self.in_flight <= 1
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and record how long it took."""
         key = (method, route, status)
@@ -154,6 +164,7 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500  # what the client sees if the app raises before it answers
+        self.metrics.in_flight += 1  # NOTE: on the event loop only, so a plain int
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
@@ -164,6 +175,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
+            self.metrics.in_flight -= 1
             # NOTE: the router writes the matched route into this same scope dict on its way down.
             route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
             method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"

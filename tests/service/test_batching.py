@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ class RunRecorder:
     def __init__(self, runtime: ModelRuntime) -> None:
         self.runtime = runtime
         self.sizes: list[int] = []
+        self.threads: list[threading.Thread] = []  # the thread each run ran on
         self._started = threading.Condition()  # notified as each run starts, on the worker thread
         self.gate = threading.Event()
         self.gate.set()  # clear() it to hold runs until set() again
@@ -49,6 +50,7 @@ class RunRecorder:
     def __call__(self, batch: np.ndarray, outputs: Sequence[str]) -> Outputs:
         with self._started:
             self.sizes.append(len(batch))
+            self.threads.append(threading.current_thread())
             self._started.notify_all()
         if not self.gate.wait(timeout=60):  # a failed test must not hang the worker thread for ever
             raise RuntimeError("the test never opened the gate")
@@ -67,8 +69,10 @@ class RunRecorder:
         assert await asyncio.to_thread(wait), f"only {len(self.sizes)} runs started"
 
 
-def batcher(run: RunRecorder, *, size: int = 64, delay: float = 0.0) -> MicroBatcher:
-    return MicroBatcher(run, max_batch_size=size, max_delay=delay)
+def batcher(
+    run: RunRecorder, *, size: int = 64, delay: float = 0.0, alone: Callable[[], bool] | None = None
+) -> MicroBatcher:
+    return MicroBatcher(run, max_batch_size=size, max_delay=delay, alone=alone)
 
 
 async def test_infer_gives_concurrent_callers_their_own_results(runtime: ModelRuntime) -> None:
@@ -111,6 +115,45 @@ async def test_infer_keeps_runs_within_max_batch_size(runtime: ModelRuntime) -> 
         results = await asyncio.gather(first, *rest)
     assert [len(result["probabilities"]) for result in results[1:]] == counts
     assert run.sizes == [1, 3, 4, 1, 6, 2]  # filled in order up to 4; nothing overtakes the queue
+
+
+async def test_a_lone_request_runs_on_the_event_loop_and_others_on_the_worker(runtime: ModelRuntime) -> None:
+    run = RunRecorder(runtime)
+    others = False  # what the server's request count says: another request in flight or not
+    async with batcher(run, alone=lambda: not others) as batching:
+        alone = await batching.infer(images(2, 0), ("probabilities",))
+        others = True
+        together = await batching.infer(images(2, 0), ("probabilities",))
+    assert run.sizes == [2, 2]
+    assert run.threads[0] is threading.current_thread()  # the event loop's: no hop to the worker and back
+    assert run.threads[1].name.startswith("mnist-infer")
+    np.testing.assert_array_equal(alone["probabilities"], together["probabilities"])
+
+
+async def test_a_lone_request_queues_while_a_run_is_on_the_worker(runtime: ModelRuntime) -> None:
+    run = RunRecorder(runtime)
+    others = True
+    async with batcher(run, alone=lambda: not others) as batching:
+        run.gate.clear()
+        first = asyncio.create_task(batching.infer(images(1, 0), ("probabilities",)))
+        await run.started(1)
+        others = False  # alone by the count, but the worker is busy: it must not run beside it
+        second = asyncio.create_task(batching.infer(images(1, 1), ("probabilities",)))
+        await wait_all_tasks_blocked()
+        run.gate.set()
+        await asyncio.gather(first, second)
+    assert run.sizes == [1, 1]
+    assert all(thread.name.startswith("mnist-infer") for thread in run.threads)
+
+
+async def test_a_lone_request_whose_run_fails_gets_inference_failed(runtime: ModelRuntime) -> None:
+    run = RunRecorder(runtime)
+    async with batcher(run, alone=lambda: True) as batching:
+        run.fail_next = True
+        with pytest.raises(InferenceFailed, match="onnxruntime exploded"):
+            await batching.infer(images(1, 0), ("probabilities",))
+        assert len((await batching.infer(images(1, 0), ("probabilities",)))["probabilities"]) == 1
+    assert run.threads == [threading.current_thread()] * 2
 
 
 async def test_infer_alone_does_not_wait_for_the_delay(runtime: ModelRuntime) -> None:
