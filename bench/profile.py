@@ -7,16 +7,19 @@ one endpoint, and every sample of the event-loop thread is put in one stage of t
     .venv/bin/python -m bench.profile --paths /predict --markdown out.md
 
 Each path gets a fresh server (one worker, --log-level warning), `--warmup` s of load, then `--seconds` s of
-load with py-spy recording (`--rate` Hz, --idle, --nonblocking so the server is never paused). A stage's
-microseconds per request are its share of the loop thread's samples times the window, divided by the requests
-answered in the window (from the server's own mnist_http_requests_total). The loop thread is the one that
-limits throughput; the model thread's busy time per request is shown beside it.
+load with py-spy recording (`--rate` Hz, --nonblocking so the server is never paused; idle samples left out).
+A stage's microseconds per request are its share of the event-loop thread's samples times that thread's CPU
+time in the window (from /proc), divided by the requests answered in the window (the server's own
+mnist_http_requests_total). The loop thread is the one that limits throughput; the inference thread's CPU
+time per request is shown beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -32,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.load import DIGIT_PNG, Body, bodies, multipart, run_wrk  # noqa: E402
 from bench.servers import Server, service_env  # noqa: E402
 
+EVENT_LOOP = "event loop (uvloop, asyncio)"
 # (stage, pattern on a frame's file): a sample's stage is that of its innermost frame matching any pattern
 STAGES: list[tuple[str, str]] = [
-    ("idle (waiting for sockets)", r"^selectors\.py$"),
     ("model run", r"^onnxruntime/"),
     ("image decode (Pillow)", r"^PIL/"),
     ("preprocess and ink checks", r"^service/(preprocess|trust|featuremaps|explain|heatmap)\.py$"),
@@ -42,17 +45,17 @@ STAGES: list[tuple[str, str]] = [
     ("V2 tensor decode and encode", r"^service/v2\.py$"),
     ("answer encoding", r"^(json|orjson)/|^starlette/responses\.py$|^service/schemas\.py$|^pydantic"),
     ("metrics", r"^prometheus_client/|^service/metrics\.py$"),
-    ("batching and the thread hop", r"^service/(batching|inference)\.py$|^concurrent/|^threading\.py$"),
+    ("batching and the thread hop", r"^service/(batching|inference)\.py$|^(concurrent|anyio)/|^threading\.py$"),
     ("HTTP parse and write (uvicorn)", r"^uvicorn/protocols/|^h11/|^httptools/"),
     ("route handler", r"^service/routes/"),
     ("middleware and routing", r"^(starlette|fastapi|uvicorn)/|^service/(routing|logs|security|main)\.py$"),
     ("batching and the thread hop", r"^asyncio/futures\.py$"),  # wrap_future: the worker's result to the loop
-    ("event loop (uvloop, asyncio)", r"^asyncio/"),
+    (EVENT_LOOP, r"^(asyncio|selectors)"),
+    ("numpy, elsewhere", r"^numpy/"),
 ]
 COMPILED = [(stage, re.compile(pattern)) for stage, pattern in STAGES]
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*):\d+\)$")
 LOOP_THREAD = "MainThread"
-WAITING = re.compile(r"(^|\.)(_worker|get|wait) \(.*(queue|threading|thread)\.py:\d+\)$")  # an idle pool thread
 
 
 def stage_of(frames: list[str]) -> str:
@@ -69,40 +72,58 @@ def stage_of(frames: list[str]) -> str:
 
 @dataclass
 class Profile:
-    """One path's samples, by thread kind and stage, and the requests answered while they were taken."""
+    """One path's loop-thread samples by stage, the threads' CPU time and the requests answered meanwhile."""
 
     path: str
     requests: int
     seconds: float
     loop: Counter[str]
-    model_samples: int  # samples of the inference thread that were not idle
+    loop_cpu: float  # seconds of CPU the event-loop thread used in the window
+    model_cpu: float  # and the other threads: the inference thread (model runs), decoding threads
 
-    def per_request_us(self, samples: int) -> float:
+    def per_request_us(self, stage: str) -> float:
+        """Microseconds of the loop thread's time per request in this stage.
+
+        NOTE: py-spy samples the loop thread while uvloop waits in epoll too (those stacks end in Runner.run,
+        like the loop's own work), so a stage's time is its share of the samples times the window, and the
+        event loop's own work is what is left of the thread's CPU time (from /proc) once the others are taken.
+        """
         total = sum(self.loop.values())
-        return samples / total * self.seconds / self.requests * 1e6 if total and self.requests else 0.0
+        if not total or not self.requests:
+            return 0.0
+        if stage != EVENT_LOOP:
+            return self.loop.get(stage, 0) / total * self.seconds / self.requests * 1e6
+        others = sum(self.per_request_us(other) for other in self.loop if other != EVENT_LOOP)
+        return max(self.busy_us - others, 0.0)
 
     @property
     def busy_us(self) -> float:
-        return sum(self.per_request_us(n) for stage, n in self.loop.items() if not stage.startswith("idle"))
+        return self.loop_cpu / self.requests * 1e6 if self.requests else 0.0
 
 
-def parse_raw(text: str) -> tuple[Counter[str], int, int]:
-    """py-spy's raw output: (loop samples by stage, busy inference-thread samples, loop samples in all)."""
+def parse_raw(text: str) -> Counter[str]:
+    """py-spy's raw output: the event-loop thread's samples by stage."""
     loop: Counter[str] = Counter()
-    model = 0
     for line in text.splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
         frames = stack.split(";")
-        thread, frames = frames[0], frames[1:]
-        stage = stage_of(frames)
-        if thread.endswith(LOOP_THREAD):
-            loop[stage] += int(count)
-        elif "mnist-infer" in thread or "ThreadPoolExecutor" in thread:
-            waiting = bool(frames) and WAITING.search(frames[-1]) is not None
-            model += 0 if waiting else int(count)
-    return loop, model, sum(loop.values())
+        if count.isdigit() and frames[0].endswith(LOOP_THREAD):
+            loop[stage_of(frames[1:])] += int(count)
+    return loop
+
+
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds so far of the process's main (event-loop) thread and of all its other threads, from /proc."""
+    loop = others = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+            seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            if task.name == str(pid):
+                loop += seconds
+            else:  # the inference thread; decoding threads for big images; onnxruntime's, if intra_op > 1
+                others += seconds
+    return loop, others
 
 
 def answered(url: str) -> int:
@@ -129,15 +150,15 @@ def profile_path(checkout: Path, name: str, body: Body, args: argparse.Namespace
         )
         load.start()
         # NOTE: wrk connects at once; py-spy starts a moment later and stops before wrk does
-        before = answered(server.url)
+        before, cpu_before = answered(server.url), thread_cpu(server.pid)
         spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(server.pid)]
         spy += ["--duration", str(round(args.seconds)), "--rate", str(args.rate), "--format", "raw", "--threads"]
-        spy += ["--idle", "--nonblocking", "--output", str(out)]
+        spy += ["--nonblocking", "--output", str(out)]
         subprocess.run(spy, check=True, capture_output=True)
-        requests = answered(server.url) - before
+        requests, cpu_after = answered(server.url) - before, thread_cpu(server.pid)
         load.join()
-    loop, model, _ = parse_raw(out.read_text())
-    return Profile(name, requests, args.seconds, loop, model)
+    loop_cpu, model_cpu = (after - start for after, start in zip(cpu_after, cpu_before, strict=True))
+    return Profile(name, requests, args.seconds, parse_raw(out.read_text()), loop_cpu, model_cpu)
 
 
 def paths(selected: list[str] | None) -> dict[str, Body]:
@@ -158,18 +179,18 @@ def paths(selected: list[str] | None) -> dict[str, Body]:
 
 
 def table(profiles: list[Profile]) -> str:
-    stages = [stage for stage, _ in STAGES if not stage.startswith("idle")] + ["other"]
-    lines = ["| stage (us per request, loop thread) | " + " | ".join(p.path for p in profiles) + " |"]
+    stages = list(dict.fromkeys(stage for stage, _ in STAGES)) + ["other"]
+    lines = ["| us of CPU per request | " + " | ".join(p.path for p in profiles) + " |"]
     lines.append("| --- |" + " ---: |" * len(profiles))
     for stage in stages:
-        cells = [f"{p.per_request_us(p.loop.get(stage, 0)):.0f}" for p in profiles]
+        cells = [f"{p.per_request_us(stage):.0f}" for p in profiles]
         if any(cell != "0" for cell in cells):
             lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    lines.append("| **loop busy, in all** | " + " | ".join(f"**{p.busy_us:.0f}**" for p in profiles) + " |")
-    idle = [p.per_request_us(sum(n for s, n in p.loop.items() if s.startswith("idle"))) for p in profiles]
-    lines.append("| loop idle | " + " | ".join(f"{us:.0f}" for us in idle) + " |")
-    model = [p.model_samples / (sum(p.loop.values()) or 1) * p.seconds / (p.requests or 1) * 1e6 for p in profiles]
-    lines.append("| model thread busy | " + " | ".join(f"{us:.0f}" for us in model) + " |")
+    lines.append("| **event-loop thread, in all** | " + " | ".join(f"**{p.busy_us:.0f}**" for p in profiles) + " |")
+    model = [f"{p.model_cpu / (p.requests or 1) * 1e6:.0f}" for p in profiles]
+    lines.append("| other threads (the inference thread's model runs) | " + " | ".join(model) + " |")
+    busy = [f"{p.loop_cpu / p.seconds:.0%}" for p in profiles]
+    lines.append("| event loop's share of a core | " + " | ".join(busy) + " |")
     lines.append("| req/s while sampled | " + " | ".join(f"{p.requests / p.seconds:,.0f}" for p in profiles) + " |")
     return "\n".join(lines)
 
@@ -190,7 +211,14 @@ def main() -> None:
             profiles.append(profile_path(args.checkout.resolve(), name, body, args, Path(tmp)))
             p = profiles[-1]
             print(f"{name}: {p.requests / p.seconds:,.0f} req/s, loop busy {p.busy_us:.0f} us/request", flush=True)
-    text = table(profiles)
+    tables = []
+    for model in ("mnist_cnn", "mnist_modern"):
+        ours = [dataclasses.replace(p, path=p.path.replace(f" [{model}]", "")) for p in profiles if model in p.path]
+        if ours:
+            tables.append(
+                f"{model}, c={args.concurrency}, {args.seconds} s sampled at {args.rate} Hz:\n\n{table(ours)}"
+            )
+    text = "\n\n".join(tables)
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")

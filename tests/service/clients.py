@@ -19,3 +19,20 @@ async def in_process_client(settings: Settings) -> AsyncIterator[httpx.AsyncClie
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
+
+
+@asynccontextmanager
+async def exploding_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of create_app(settings) with one route of the test's own, GET /explode, that raises a bug.
+
+    Our code has no known bug to use; the lifespan is not run (the route needs no model).
+    """
+    app = create_app(settings)
+
+    async def explode() -> None:
+        raise RuntimeError("a bug, with secrets in its message")
+
+    app.add_api_route("/explode", explode)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

@@ -10,6 +10,7 @@ from PIL import Image
 
 from service.config import Settings
 from service.main import create_app
+from tests.service.clients import exploding_client
 from tests.service.error_bodies import assert_error
 from tests.service.images import draw_seven, encode, png_header_claiming
 
@@ -242,14 +243,7 @@ async def test_predict_digits_with_one_blank_image_fails_naming_it(client: httpx
 
 
 async def test_unexpected_exception_is_500_internal_error(settings: Settings) -> None:
-    app = create_app(settings)
-
-    async def explode() -> None:
-        raise RuntimeError("a bug, with secrets in its message")
-
-    app.add_api_route("/explode", explode)  # a route of the test's own: our code has no known bug to use
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with exploding_client(settings) as client:
         response = await client.get("/explode")
         assert response.status_code == 500
         assert response.json() == {"error": "internal error"}

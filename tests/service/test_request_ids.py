@@ -16,7 +16,7 @@ import pytest
 from bench.servers import Server
 from service.config import Settings
 from service.logs import JsonFormatter, RequestIdFilter
-from service.main import create_app
+from tests.service.clients import exploding_client
 from tests.service.servers import service_env
 
 pytestmark = pytest.mark.anyio
@@ -55,14 +55,7 @@ async def test_an_unusable_request_id_is_replaced(client: httpx.AsyncClient, sen
 
 
 async def test_the_500_answer_carries_the_request_id_too(settings: Settings) -> None:
-    app = create_app(settings)
-
-    async def explode() -> None:
-        raise RuntimeError("a bug")
-
-    app.add_api_route("/explode", explode)  # a route of the test's own: our code has no known bug to use
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with exploding_client(settings) as client:
         response = await client.get("/explode", headers={"X-Request-ID": "boom-1"})
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "boom-1"
