@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 import uuid
 from contextvars import ContextVar
@@ -15,6 +16,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 HEADER = b"x-request-id"
 MAX_ID_LENGTH = 128
 
+# NOTE: not uuid.uuid4(): its os.urandom releases the GIL for a syscall, and getting it back can wait out the
+# switch interval (5 ms) behind the inference thread (seen in py-spy under /explain's load). IDs need to be
+# unique, not secret: a generator seeded from os.urandom once per process (each uvicorn worker is its own).
+_ids = random.Random()
+
 # NOTE: set in the request's own task; uvicorn writes its access line from inside our send(), so in that task
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -24,6 +30,11 @@ def accepted(value: bytes) -> str | None:
     if 0 < len(value) <= MAX_ID_LENGTH and all(0x21 <= byte <= 0x7E for byte in value):
         return value.decode("ascii")
     return None
+
+
+def new_id() -> str:
+    """A random (version 4) UUID, without a syscall."""
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
 
 
 class RequestIds:
@@ -38,7 +49,7 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         given = next((value for name, value in scope["headers"] if name == HEADER), None)
-        rid = (accepted(given) if given is not None else None) or str(uuid.uuid4())
+        rid = (accepted(given) if given is not None else None) or new_id()
         raw = rid.encode("ascii")
 
         async def send_with_id(message: Message) -> None:
