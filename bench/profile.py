@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import os
 import re
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.load import DIGIT_PNG, Body, bodies, multipart, run_wrk  # noqa: E402
-from bench.servers import Server, service_env  # noqa: E402
+from bench.servers import Server, cpu_seconds, service_env  # noqa: E402
 
 EVENT_LOOP = "event loop (uvloop, asyncio)"
 # (stage, pattern on a frame's file): a sample's stage is that of its innermost frame matching any pattern
@@ -116,9 +115,8 @@ def thread_cpu(pid: int) -> tuple[float, float]:
     """CPU seconds so far of the process's main (event-loop) thread and of all its other threads, from /proc."""
     loop = others = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-            seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            seconds = cpu_seconds(pid, int(task.name))
             if task.name == str(pid):
                 loop += seconds
             else:  # the inference thread; decoding threads for big images; onnxruntime's, if intra_op > 1

@@ -107,6 +107,15 @@ def memory_mib(pid: int) -> dict[str, float]:
     return values
 
 
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU time the process (all its threads), or one thread of it, has used so far, user and system, from
+    /proc/PID/stat or /proc/PID/task/TID/stat."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    with open(path) as stat:
+        fields = stat.read().rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
+
+
 def descendants(pid: int) -> list[int]:
     """pid and every process below it (uvicorn's workers), from /proc/PID/task/PID/children."""
     try:

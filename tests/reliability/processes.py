@@ -3,13 +3,12 @@ VmHWM from /proc/PID/status) and its CPU time (/proc/PID/stat)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.servers import Server, memory_mib
+from bench.servers import Server, cpu_seconds, memory_mib
 
 __all__ = ["LiveService", "cpu_seconds", "launched", "memory_mib", "reset_peak"]
 
@@ -21,13 +20,6 @@ def reset_peak(pid: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time the process has used so far, all its threads, user and system (from /proc/PID/stat)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()  # after the command name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
 
 
 class LiveService(Server):
