@@ -89,10 +89,10 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return data
 
 
-def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes | None]:
-    """(JSON, the binary tensor bytes after it) by Inference-Header-Content-Length; without it, all JSON."""
+def json_length(body: bytes, header_length: str | None) -> int:
+    """How many leading bytes of the body are JSON, by Inference-Header-Content-Length; without it, all."""
     if header_length is None:
-        return body, None
+        return len(body)
     text = header_length.strip()
     if not (text.isascii() and text.isdigit()):
         raise BadRequest(f"Inference-Header-Content-Length {_short(header_length)} is not a non-negative integer")
@@ -100,7 +100,15 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes | N
         raise BadRequest(
             f"Inference-Header-Content-Length {int(text):,} is more than the {len(body):,} bytes of the body"
         )
-    return body[: int(text)], body[int(text) :]
+    return int(text)
+
+
+def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes | None]:
+    """(JSON, the binary tensor bytes after it) by Inference-Header-Content-Length; without it, all JSON."""
+    if header_length is None:
+        return body, None
+    length = json_length(body, header_length)
+    return body[:length], body[length:]
 
 
 def _load_json(header: bytes) -> dict[str, Any]:
@@ -317,13 +325,6 @@ INLINE_MAX_JSON_BYTES = 16 * 1024
 INLINE_MAX_OUTPUT_VALUES = 8192
 
 
-def _json_length(body: bytes, header_length: str | None) -> int:
-    """The JSON part's length, as the parser will split it (a malformed header: the whole body)."""
-    if header_length is not None and header_length.strip().isascii() and header_length.strip().isdigit():
-        return min(int(header_length.strip()), len(body))
-    return len(body)
-
-
 class OpenInference:
     """The V2 data plane over the repository: metadata, and inference through each model version's engine."""
 
@@ -360,7 +361,7 @@ class OpenInference:
         """
         with self.repository.resolve(name, version) as model:  # the one version this request runs on, held
             contract = model.contract
-            if content_encoding is None and _json_length(body, header_length) <= INLINE_MAX_JSON_BYTES:
+            if content_encoding is None and json_length(body, header_length) <= INLINE_MAX_JSON_BYTES:
                 request = self._parse(body, header_length, None, contract)  # small: cheaper than a thread hop
             else:
                 request = await anyio.to_thread.run_sync(self._parse, body, header_length, content_encoding, contract)
